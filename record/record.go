@@ -1,0 +1,101 @@
+// Package record defines the one record type that flows through trawl, from
+// the input line to the output writer. Each stage fills in its own part:
+// the source sets Index, URL and (for bad lines) the error; fetch sets the
+// response fields; transforms set Values; the sink serialises it.
+package record
+
+import (
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// Kind classifies why a record failed. The set is small and documented in
+// the README so that scripts can branch on it.
+type Kind string
+
+// The documented error kinds. The empty Kind means the record succeeded.
+const (
+	KindNone             Kind = ""
+	KindInvalidURL       Kind = "invalid_url"
+	KindDNS              Kind = "dns"
+	KindConnect          Kind = "connect"
+	KindTLS              Kind = "tls"
+	KindTimeout          Kind = "timeout"
+	KindHTTPStatus       Kind = "http_status"
+	KindTooManyRedirects Kind = "too_many_redirects"
+	KindBody             Kind = "body"
+	KindTransform        Kind = "transform"
+	KindCanceled         Kind = "canceled"
+)
+
+// Kinds returns every non-empty Kind in the order summaries print them.
+func Kinds() []Kind {
+	return []Kind{
+		KindInvalidURL, KindDNS, KindConnect, KindTLS, KindTimeout, KindHTTPStatus,
+		KindTooManyRedirects, KindBody, KindTransform, KindCanceled,
+	}
+}
+
+// Record is one input URL line and everything trawl learned about it.
+//
+// Exported fields without a json tag are working data for later stages and
+// are never written out.
+type Record struct {
+	// Index is the 0-based position of the line among URL lines of the input.
+	Index int64
+	// URL is the line as read (trimmed).
+	URL string
+	// FinalURL is the URL of the last response, after redirects.
+	FinalURL string
+	// Status is the HTTP status code of the last response, 0 if none.
+	Status int
+	// Proto is the protocol of the last response, such as "HTTP/1.1".
+	Proto string
+	// ContentType is the response's Content-Type header.
+	ContentType string
+	// Bytes is the number of body bytes read (at most the body cap).
+	Bytes int64
+	// Truncated reports that the body was longer than the cap and was cut.
+	Truncated bool
+	// Attempts is the number of requests sent for this URL, retries included.
+	Attempts int
+	// Duration is the wall time spent fetching, retries and waits included.
+	Duration time.Duration
+	// Err is the first failure that happened to this record; nil on success.
+	Err error
+	// ErrKind classifies Err.
+	ErrKind Kind
+
+	// Values holds the transform outputs, aligned with the transform chain's
+	// column list. A nil entry means the transform did not run or found nothing.
+	Values []any
+
+	// Target is the parsed URL to fetch; nil when the line is not a valid URL.
+	Target *url.URL
+	// Body is the response body as read, up to the cap. Dropped after transforms.
+	Body []byte
+	// Header is the final response's header. Dropped after transforms.
+	Header http.Header
+}
+
+// Fail records err as the record's failure unless an earlier failure is
+// already recorded: the first cause is the one worth reporting.
+func (r *Record) Fail(kind Kind, err error) {
+	if r.Err != nil {
+		return
+	}
+	r.Err = err
+	r.ErrKind = kind
+}
+
+// OK reports whether the record carries no error.
+func (r *Record) OK() bool { return r.Err == nil }
+
+// ErrorText returns the error message, or "" on success.
+func (r *Record) ErrorText() string {
+	if r.Err == nil {
+		return ""
+	}
+	return r.Err.Error()
+}
