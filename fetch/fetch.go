@@ -1,0 +1,277 @@
+// Package fetch is trawl's HTTP client: a transport tuned for many requests
+// to many hosts, per-attempt timeouts, retries with exponential backoff, full
+// jitter and Retry-After, redirect limits and a cap on body size.
+//
+// Every outcome, good or bad, is written into the record passed to Fetch;
+// Fetch itself never fails, so the caller always has a record to write.
+package fetch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/trawl-dev/trawl/record"
+)
+
+// Options configures a Client. Zero durations and counts fall back to the
+// documented defaults via Defaults; negative retries mean none.
+type Options struct {
+	// Concurrency is the number of requests the caller runs at once; it sizes
+	// the idle connection pool so finished requests leave reusable connections.
+	Concurrency int
+	// Timeout bounds one attempt: connecting, sending, headers and the body.
+	Timeout time.Duration
+	// ConnectTimeout bounds the TCP connect and the TLS handshake.
+	ConnectTimeout time.Duration
+	// Retries is how many times a failed attempt is repeated.
+	Retries int
+	// RetryDelay is the base of the exponential backoff between attempts.
+	RetryDelay time.Duration
+	// MaxRetryWait caps any single wait between attempts; a server asking
+	// (with Retry-After) for a longer wait gets no further attempts.
+	MaxRetryWait time.Duration
+	// MaxRedirects is the longest redirect chain followed; 0 follows none.
+	MaxRedirects int
+	// Method is GET or HEAD.
+	Method string
+	// Header is sent with every request; it may override User-Agent.
+	Header http.Header
+	// UserAgent is sent unless Header sets one.
+	UserAgent string
+	// MaxBody caps how many body bytes are kept; longer bodies are cut.
+	MaxBody int64
+	// Accept is the set of statuses that count as success.
+	Accept StatusSet
+}
+
+// Defaults returns the options trawl uses when nothing is configured.
+func Defaults() Options {
+	accept, _ := ParseStatusSet("200-399")
+	return Options{
+		Concurrency:    32,
+		Timeout:        30 * time.Second,
+		ConnectTimeout: 10 * time.Second,
+		Retries:        2,
+		RetryDelay:     time.Second,
+		MaxRetryWait:   60 * time.Second,
+		MaxRedirects:   10,
+		Method:         http.MethodGet,
+		MaxBody:        10 << 20,
+		Accept:         accept,
+	}
+}
+
+// Client fetches URLs into records. It is safe for concurrent use.
+type Client struct {
+	opts      Options
+	transport *http.Transport
+	http      *http.Client
+}
+
+// New builds a Client from opts.
+func New(opts Options) (*Client, error) {
+	switch opts.Method {
+	case http.MethodGet, http.MethodHead:
+	default:
+		return nil, fmt.Errorf("unsupported method %q: use GET or HEAD", opts.Method)
+	}
+	if opts.Timeout <= 0 || opts.ConnectTimeout <= 0 {
+		return nil, errors.New("timeouts must be positive")
+	}
+	if opts.MaxBody < 0 {
+		return nil, errors.New("body cap must not be negative")
+	}
+	if opts.Concurrency < 1 {
+		opts.Concurrency = 1
+	}
+	dialer := &net.Dialer{Timeout: opts.ConnectTimeout, KeepAlive: 30 * time.Second}
+	transport := &http.Transport{
+		Proxy:       http.ProxyFromEnvironment,
+		DialContext: dialer.DialContext,
+		// A custom dialer turns HTTP/2 off unless asked for explicitly.
+		ForceAttemptHTTP2: true,
+		// Go keeps only 2 idle connections per host by default, so with many
+		// workers on one host most requests would open a new connection.
+		MaxIdleConnsPerHost:    opts.Concurrency,
+		MaxIdleConns:           max(100, 2*opts.Concurrency),
+		IdleConnTimeout:        90 * time.Second,
+		TLSHandshakeTimeout:    opts.ConnectTimeout,
+		ExpectContinueTimeout:  time.Second,
+		MaxResponseHeaderBytes: 1 << 20,
+	}
+	c := &Client{opts: opts, transport: transport}
+	c.http = &http.Client{
+		Transport:     transport,
+		CheckRedirect: c.checkRedirect,
+	}
+	return c, nil
+}
+
+// Close releases idle connections.
+func (c *Client) Close() {
+	c.transport.CloseIdleConnections()
+}
+
+func (c *Client) checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) > c.opts.MaxRedirects {
+		return &TooManyRedirectsError{Max: c.opts.MaxRedirects}
+	}
+	if s := strings.ToLower(req.URL.Scheme); s != "http" && s != "https" {
+		return &BadRedirectError{Location: req.URL.Redacted()}
+	}
+	return nil
+}
+
+// Fetch requests r.Target and fills in r's response fields, or its error.
+// Records that already carry an error (invalid lines) are left untouched.
+func (c *Client) Fetch(ctx context.Context, r *record.Record) {
+	if r.Err != nil || r.Target == nil {
+		return
+	}
+	start := time.Now()
+	defer func() { r.Duration = time.Since(start) }()
+
+	for {
+		r.Attempts++
+		res := c.attempt(ctx, r)
+		if res.err == nil {
+			return
+		}
+		if r.Attempts > c.opts.Retries || !res.retryable || ctx.Err() != nil {
+			r.Fail(classify(ctx, res.err), res.err)
+			return
+		}
+		wait := backoff(c.opts.RetryDelay, c.opts.MaxRetryWait, r.Attempts)
+		if res.retryAfterSet {
+			if res.retryAfter > c.opts.MaxRetryWait {
+				err := fmt.Errorf("%w; the server asked to wait %s before retrying, longer than the %s allowed (--max-retry-wait)",
+					res.err, res.retryAfter.Round(time.Second), c.opts.MaxRetryWait)
+				r.Fail(classify(ctx, res.err), err)
+				return
+			}
+			wait = res.retryAfter
+		}
+		if !sleep(ctx, wait) {
+			r.Fail(record.KindCanceled, fmt.Errorf("stopped while waiting to retry: %w", res.err))
+			return
+		}
+	}
+}
+
+// attemptResult is the outcome of one request.
+type attemptResult struct {
+	err           error
+	retryable     bool
+	retryAfter    time.Duration
+	retryAfterSet bool
+}
+
+// attempt sends one request and reads its body under the per-attempt
+// timeout, writing the response fields of r as it goes so that the record
+// describes the last response even when that response is a failure.
+func (c *Client) attempt(ctx context.Context, r *record.Record) attemptResult {
+	actx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	defer cancel()
+
+	req, err := http.NewRequestWithContext(actx, c.opts.Method, r.Target.String(), nil)
+	if err != nil {
+		return attemptResult{err: err}
+	}
+	req.Header.Set("Accept", "*/*")
+	if c.opts.UserAgent != "" {
+		req.Header.Set("User-Agent", c.opts.UserAgent)
+	}
+	for k, vs := range c.opts.Header {
+		if strings.EqualFold(k, "Host") {
+			req.Host = vs[len(vs)-1]
+			continue
+		}
+		req.Header[k] = vs
+	}
+
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return c.requestFailed(ctx, err)
+	}
+	defer resp.Body.Close()
+
+	r.FinalURL = resp.Request.URL.String()
+	r.Status = resp.StatusCode
+	r.Proto = resp.Proto
+	r.ContentType = resp.Header.Get("Content-Type")
+	r.Header = resp.Header
+	r.Body, r.Bytes, r.Truncated = nil, 0, false
+
+	body, truncated, err := readBody(resp, c.opts.MaxBody)
+	r.Body, r.Bytes, r.Truncated = body, int64(len(body)), truncated
+	if err != nil {
+		if isTimeout(err) && ctx.Err() == nil {
+			err = &timeoutError{what: fmt.Sprintf("reading body: no complete response within %s (--timeout)", c.opts.Timeout), err: err}
+		} else {
+			err = &BodyError{Err: err}
+		}
+		return attemptResult{err: err, retryable: true}
+	}
+
+	if c.opts.Accept.Contains(resp.StatusCode) {
+		return attemptResult{}
+	}
+	res := attemptResult{
+		err:       &StatusError{Code: resp.StatusCode, Reason: "HTTP " + resp.Status},
+		retryable: retryableStatus(resp.StatusCode),
+	}
+	res.retryAfter, res.retryAfterSet = ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	return res
+}
+
+// requestFailed describes a request that got no response.
+func (c *Client) requestFailed(ctx context.Context, err error) attemptResult {
+	var tooMany *TooManyRedirectsError
+	var badRedir *BadRedirectError
+	if errors.As(err, &tooMany) || errors.As(err, &badRedir) {
+		return attemptResult{err: describe(err)}
+	}
+	if isTimeout(err) && ctx.Err() == nil {
+		return attemptResult{
+			err:       &timeoutError{what: fmt.Sprintf("no response within %s (--timeout)", c.opts.Timeout), err: err},
+			retryable: true,
+		}
+	}
+	if isTLS(err) {
+		// A certificate that does not verify will not verify on retry either.
+		return attemptResult{err: describe(err)}
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
+		return attemptResult{err: describe(err)}
+	}
+	return attemptResult{err: describe(err), retryable: true}
+}
+
+// readBody reads at most max bytes of the body. A longer body is cut and
+// reported as truncated; its connection is then closed rather than drained,
+// since draining an arbitrarily long body would defeat the cap.
+func readBody(resp *http.Response, max int64) ([]byte, bool, error) {
+	if resp.Request.Method == http.MethodHead {
+		return nil, false, nil
+	}
+	var buf bytes.Buffer
+	if n := resp.ContentLength; n > 0 {
+		buf.Grow(int(min(n, max) + 1))
+	}
+	n, err := io.Copy(&buf, io.LimitReader(resp.Body, max+1))
+	if err != nil {
+		return buf.Bytes(), false, err
+	}
+	if n > max {
+		return buf.Bytes()[:max], true, nil
+	}
+	return buf.Bytes(), false, nil
+}
