@@ -1,0 +1,130 @@
+package sink
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/trawl-dev/trawl/record"
+)
+
+// Output is where records go: a file or standard output, behind a buffer.
+type Output struct {
+	w     io.Writer
+	f     *os.File // nil for standard output
+	name  string
+	bw    *bufio.Writer
+}
+
+// Create opens path for writing, truncating it, or wraps stdout when path
+// is "" or "-". It fails before anything is fetched when the file cannot be
+// created, so a typo in -o costs nothing.
+func Create(path string, stdout io.Writer) (*Output, error) {
+	if path == "" || path == "-" {
+		return &Output{w: stdout, name: "standard output", bw: bufio.NewWriterSize(stdout, 64<<10)}, nil
+	}
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return nil, fmt.Errorf("cannot write output to %s: it is a directory", path)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("cannot create output file: %w", err)
+	}
+	return &Output{w: f, f: f, name: path, bw: bufio.NewWriterSize(f, 256<<10)}, nil
+}
+
+// Write buffers p.
+func (o *Output) Write(p []byte) (int, error) { return o.bw.Write(p) }
+
+// Flush writes buffered data to the file.
+func (o *Output) Flush() error {
+	if err := o.bw.Flush(); err != nil {
+		return fmt.Errorf("cannot write to %s: %w", o.name, err)
+	}
+	return nil
+}
+
+// Close flushes, fsyncs a file so that a completed run's output survives a
+// crash right after exit, and closes it. Standard output is flushed only.
+func (o *Output) Close() error {
+	err := o.Flush()
+	if o.f == nil {
+		// Redirected to a file, stdout benefits from fsync too; on a pipe
+		// or terminal Sync fails harmlessly, so its error is ignored.
+		if s, ok := o.w.(interface{ Sync() error }); ok {
+			_ = s.Sync()
+		}
+		return err
+	}
+	if serr := o.f.Sync(); serr != nil && err == nil {
+		err = fmt.Errorf("cannot sync %s: %w", o.name, serr)
+	}
+	if cerr := o.f.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("cannot close %s: %w", o.name, cerr)
+	}
+	return err
+}
+
+// Flusher is the part of an Output that Run needs; tests substitute their own.
+type Flusher interface {
+	io.Writer
+	Flush() error
+}
+
+// Options configures Run.
+type Options struct {
+	// FlushEvery is the longest time a written record may sit in a buffer.
+	FlushEvery time.Duration
+	// Observe, when set, is called with each record after it is written.
+	Observe func(*record.Record)
+}
+
+// Run writes every record received from in with enc, flushing enc and out
+// every opts.FlushEvery and once in is closed. It returns the first write
+// error, or ctx's error if ctx ends first; the caller must then stop the
+// stages feeding in, since nobody reads it any more.
+func Run(ctx context.Context, in <-chan *record.Record, enc Encoder, out Flusher, opts Options) error {
+	every := opts.FlushEvery
+	if every <= 0 {
+		every = time.Second
+	}
+	ticker := time.NewTicker(every)
+	defer ticker.Stop()
+	dirty := false
+	flush := func() error {
+		if !dirty {
+			return nil
+		}
+		dirty = false
+		if err := enc.Flush(); err != nil {
+			return fmt.Errorf("cannot write records: %w", err)
+		}
+		return out.Flush()
+	}
+	for {
+		select {
+		case r, ok := <-in:
+			if !ok {
+				dirty = true
+				return flush()
+			}
+			if err := enc.Encode(r); err != nil {
+				return fmt.Errorf("cannot write records: %w", err)
+			}
+			dirty = true
+			if opts.Observe != nil {
+				opts.Observe(r)
+			}
+		case <-ticker.C:
+			if err := flush(); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return errors.Join(ctx.Err(), flush())
+		}
+	}
+}

@@ -1,0 +1,242 @@
+package sink
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/trawl-dev/trawl/record"
+)
+
+func okRecord() *record.Record {
+	return &record.Record{
+		Index: 3, URL: "http://a.test/x", FinalURL: "http://a.test/y", Status: 200, Proto: "HTTP/1.1",
+		ContentType: "text/html", Bytes: 42, Attempts: 2, Duration: 12345 * time.Microsecond,
+		Values: []any{"Hello, \"world\"\nline two", map[string][]string{"a": {"1"}}},
+	}
+}
+
+func failedRecord() *record.Record {
+	r := &record.Record{Index: 4, URL: "ftp://nope"}
+	r.Fail(record.KindInvalidURL, errors.New("unsupported scheme"))
+	return r
+}
+
+func TestJSONL(t *testing.T) {
+	var buf bytes.Buffer
+	enc, err := NewEncoder(JSONL, &buf, []string{"title", "headers"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*record.Record{okRecord(), failedRecord()} {
+		if err := enc.Encode(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := `{"index":3,"url":"http://a.test/x","final_url":"http://a.test/y","status":200,"proto":"HTTP/1.1","content_type":"text/html","bytes":42,"truncated":false,"attempts":2,"duration_ms":12.345,"error":null,"error_kind":null,"title":"Hello, \"world\"\nline two","headers":{"a":["1"]}}
+{"index":4,"url":"ftp://nope","final_url":null,"status":null,"proto":null,"content_type":null,"bytes":0,"truncated":false,"attempts":0,"duration_ms":0,"error":"unsupported scheme","error_kind":"invalid_url","title":null,"headers":null}
+`
+	if buf.String() != want {
+		t.Fatalf("got\n%s\nwant\n%s", buf.String(), want)
+	}
+}
+
+func TestJSONLStaysValidWhateverTheInput(t *testing.T) {
+	var buf bytes.Buffer
+	enc, _ := NewEncoder(JSONL, &buf, []string{"v"})
+	r := &record.Record{URL: "http://a.test/\xff\xfe<&>\u2028", Values: []any{"\x00\x1b[31mred"}}
+	if err := enc.Encode(r); err != nil {
+		t.Fatal(err)
+	}
+	line := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	if !utf8.Valid(line) || bytes.Contains(line, []byte("\n")) || bytes.Contains(line, []byte("\x1b")) {
+		t.Fatalf("unsafe line %q", line)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(line, &m); err != nil {
+		t.Fatalf("invalid JSON %q: %v", line, err)
+	}
+	if !strings.Contains(m["url"].(string), "<&>") {
+		t.Errorf("url mangled: %q", m["url"])
+	}
+}
+
+func TestCSVQuotingRoundTrips(t *testing.T) {
+	var buf bytes.Buffer
+	enc, err := NewEncoder(CSV, &buf, []string{"title", "headers"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc.Encode(okRecord())
+	enc.Encode(failedRecord())
+	if err := enc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(&buf).ReadAll()
+	if err != nil {
+		t.Fatalf("output is not valid CSV: %v", err)
+	}
+	if len(rows) != 3 {
+		t.Fatalf("got %d rows, want header + 2", len(rows))
+	}
+	wantHeader := append(Fields(), "title", "headers")
+	if !reflect.DeepEqual(rows[0], wantHeader) {
+		t.Errorf("header = %v", rows[0])
+	}
+	ok := rows[1]
+	if ok[0] != "3" || ok[3] != "200" || ok[9] != "12.345" || ok[10] != "" || ok[12] != "Hello, \"world\"\nline two" || ok[13] != `{"a":["1"]}` {
+		t.Errorf("ok row = %q", ok)
+	}
+	bad := rows[2]
+	if bad[3] != "" || bad[10] != "unsupported scheme" || bad[11] != "invalid_url" || bad[12] != "" {
+		t.Errorf("failed row = %q", bad)
+	}
+}
+
+func TestCSVHeaderEvenWithoutRecords(t *testing.T) {
+	var buf bytes.Buffer
+	enc, _ := NewEncoder(CSV, &buf, nil)
+	enc.Flush()
+	if got := buf.String(); got != strings.Join(Fields(), ",")+"\n" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestParseFormatAndIsField(t *testing.T) {
+	if f, err := ParseFormat("csv"); err != nil || f != CSV {
+		t.Fatal(f, err)
+	}
+	if _, err := ParseFormat("xml"); err == nil {
+		t.Fatal("xml accepted")
+	}
+	if !IsField("url") || IsField("title") {
+		t.Fatal("IsField wrong")
+	}
+}
+
+// countingFlusher counts flushes and can fail writes.
+type countingFlusher struct {
+	bytes.Buffer
+	flushes atomic.Int64
+	flushed chan struct{}
+	failAt  int
+	writes  int
+}
+
+func (c *countingFlusher) Write(p []byte) (int, error) {
+	c.writes++
+	if c.failAt > 0 && c.writes >= c.failAt {
+		return 0, errors.New("no space left on device")
+	}
+	return c.Buffer.Write(p)
+}
+
+func (c *countingFlusher) Flush() error {
+	c.flushes.Add(1)
+	if c.flushed != nil {
+		select {
+		case c.flushed <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+func TestRunWritesAllAndFlushes(t *testing.T) {
+	in := make(chan *record.Record)
+	out := &countingFlusher{}
+	enc, _ := NewEncoder(JSONL, out, nil)
+	var observed int
+	go func() {
+		for i := range 100 {
+			in <- &record.Record{Index: int64(i), URL: "http://a.test/"}
+		}
+		close(in)
+	}()
+	err := Run(t.Context(), in, enc, out, Options{Observe: func(*record.Record) { observed++ }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out.String(), "\n"); n != 100 || observed != 100 {
+		t.Fatalf("wrote %d lines, observed %d; want 100", n, observed)
+	}
+	if out.flushes.Load() < 1 {
+		t.Fatal("never flushed")
+	}
+}
+
+func TestRunFlushesWhileIdle(t *testing.T) {
+	in := make(chan *record.Record)
+	out := &countingFlusher{flushed: make(chan struct{}, 1)}
+	enc, _ := NewEncoder(JSONL, out, nil)
+	done := make(chan error, 1)
+	go func() { done <- Run(t.Context(), in, enc, out, Options{FlushEvery: 5 * time.Millisecond}) }()
+	in <- &record.Record{URL: "http://a.test/"}
+	// The record must be flushed although no further record and no close follow.
+	select {
+	case <-out.flushed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("record was not flushed while the stream stayed open")
+	}
+	close(in)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRunReportsWriteErrors(t *testing.T) {
+	in := make(chan *record.Record, 3)
+	for range 3 {
+		in <- &record.Record{URL: "http://a.test/"}
+	}
+	close(in)
+	out := &countingFlusher{failAt: 2}
+	enc, _ := NewEncoder(JSONL, out, nil)
+	err := Run(t.Context(), in, enc, out, Options{})
+	if err == nil || !strings.Contains(err.Error(), "no space left") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestRunStopsOnCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	out := &countingFlusher{}
+	enc, _ := NewEncoder(JSONL, out, nil)
+	if err := Run(ctx, make(chan *record.Record), enc, out, Options{}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestCreate(t *testing.T) {
+	dir := t.TempDir()
+	_, err := Create(filepath.Join(dir, "missing", "out.jsonl"), os.Stdout)
+	if err == nil || !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("missing dir: %v", err)
+	}
+	if _, err := Create(dir, os.Stdout); err == nil || !strings.Contains(err.Error(), "directory") {
+		t.Fatalf("directory: %v", err)
+	}
+	p := filepath.Join(dir, "out.jsonl")
+	o, err := Create(p, os.Stdout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Write([]byte("x\n"))
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "x\n" {
+		t.Fatalf("file holds %q", b)
+	}
+}
