@@ -1,0 +1,193 @@
+// Package stats keeps the accounting of a run: how many records, how many
+// failed and why, retries, bytes and a latency histogram. The sink feeds it
+// as records are written; the progress display and the end-of-run summary
+// read snapshots. Work code never prints.
+package stats
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/trawl-dev/trawl/record"
+)
+
+// Stats accumulates counters for one run. It is safe for concurrent use.
+type Stats struct {
+	mu      sync.Mutex
+	start   time.Time
+	records int64
+	ok      int64
+	byKind  map[record.Kind]int64
+	retries int64
+	bytes   int64
+	latency Histogram
+}
+
+// New starts accounting at start.
+func New(start time.Time) *Stats {
+	return &Stats{start: start, byKind: make(map[record.Kind]int64)}
+}
+
+// Observe accounts for one finished record.
+func (s *Stats) Observe(r *record.Record) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.records++
+	if r.Err == nil {
+		s.ok++
+	} else {
+		s.byKind[r.ErrKind]++
+	}
+	if r.Attempts > 1 {
+		s.retries += int64(r.Attempts - 1)
+	}
+	s.bytes += r.Bytes
+	if r.Attempts > 0 {
+		s.latency.Add(r.Duration)
+	}
+}
+
+// Snapshot is a consistent copy of the counters at one moment.
+type Snapshot struct {
+	Records int64
+	OK      int64
+	Failed  int64
+	ByKind  map[record.Kind]int64
+	Retries int64
+	Bytes   int64
+	Elapsed time.Duration
+	P50     time.Duration
+	P95     time.Duration
+	P99     time.Duration
+}
+
+// Snapshot copies the counters, measuring elapsed time up to now.
+func (s *Stats) Snapshot(now time.Time) Snapshot {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	snap := Snapshot{
+		Records: s.records,
+		OK:      s.ok,
+		Failed:  s.records - s.ok,
+		ByKind:  make(map[record.Kind]int64, len(s.byKind)),
+		Retries: s.retries,
+		Bytes:   s.bytes,
+		Elapsed: now.Sub(s.start),
+		P50:     s.latency.Quantile(0.50),
+		P95:     s.latency.Quantile(0.95),
+		P99:     s.latency.Quantile(0.99),
+	}
+	for k, v := range s.byKind {
+		snap.ByKind[k] = v
+	}
+	return snap
+}
+
+// Rate returns records per second over the elapsed time.
+func (s Snapshot) Rate() float64 {
+	if s.Elapsed <= 0 {
+		return 0
+	}
+	return float64(s.Records) / s.Elapsed.Seconds()
+}
+
+// Summary renders the snapshot as the few lines printed at the end of a run.
+func (s Snapshot) Summary() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d URLs in %s (%.1f URLs/s): %d ok, %d failed",
+		s.Records, s.Elapsed.Round(time.Millisecond), s.Rate(), s.OK, s.Failed)
+	if s.Failed > 0 {
+		var parts []string
+		for _, k := range record.Kinds() {
+			if n := s.ByKind[k]; n > 0 {
+				parts = append(parts, fmt.Sprintf("%s %d", k, n))
+			}
+		}
+		fmt.Fprintf(&b, " (%s)", strings.Join(parts, ", "))
+	}
+	fmt.Fprintf(&b, "\nretries %d, %s received, latency p50 %s p95 %s p99 %s\n",
+		s.Retries, FormatBytes(s.Bytes), roundLatency(s.P50), roundLatency(s.P95), roundLatency(s.P99))
+	return b.String()
+}
+
+func roundLatency(d time.Duration) time.Duration {
+	switch {
+	case d >= time.Second:
+		return d.Round(10 * time.Millisecond)
+	case d >= time.Millisecond:
+		return d.Round(100 * time.Microsecond)
+	}
+	return d.Round(time.Microsecond)
+}
+
+// FormatBytes renders n with a binary unit, such as "3.4 MiB".
+func FormatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	v := float64(n)
+	exp := 0
+	for v >= unit && exp < 6 {
+		v /= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", v, "KMGTPE"[exp-1])
+}
+
+// Histogram counts durations in logarithmic buckets, each about 2% wider
+// than the last, so quantiles are accurate to about 2% with a fixed,
+// small amount of memory whatever the number of samples.
+type Histogram struct {
+	counts [histBuckets]int64
+	total  int64
+}
+
+const (
+	histGrowth = 1.02
+	// Buckets cover 1µs to about 45 days, far past any per-URL duration.
+	histBuckets = 1300
+)
+
+func bucketOf(d time.Duration) int {
+	us := float64(d) / float64(time.Microsecond)
+	if us <= 1 {
+		return 0
+	}
+	b := int(math.Ceil(math.Log(us) / math.Log(histGrowth)))
+	return min(b, histBuckets-1)
+}
+
+func bucketUpper(b int) time.Duration {
+	return time.Duration(math.Pow(histGrowth, float64(b)) * float64(time.Microsecond))
+}
+
+// Add records one duration.
+func (h *Histogram) Add(d time.Duration) {
+	h.counts[bucketOf(d)]++
+	h.total++
+}
+
+// Count returns the number of durations recorded.
+func (h *Histogram) Count() int64 { return h.total }
+
+// Quantile returns an upper bound of the q-quantile (0 < q ≤ 1), or 0 when
+// nothing was recorded.
+func (h *Histogram) Quantile(q float64) time.Duration {
+	if h.total == 0 {
+		return 0
+	}
+	rank := int64(math.Ceil(q * float64(h.total)))
+	rank = max(rank, 1)
+	var seen int64
+	for b, c := range h.counts {
+		seen += c
+		if seen >= rank {
+			return bucketUpper(b)
+		}
+	}
+	return bucketUpper(histBuckets - 1)
+}
