@@ -392,6 +392,10 @@ func TestInvalidRecordsAreLeftAlone(t *testing.T) {
 
 // TestConnectionsAreReused checks the transport tuning: with 16 workers on
 // one host, connections are kept and reused instead of reopened per request.
+// A connection goes back to the pool a moment after its body is read, so a
+// worker may dial a spare one now and then; the bound allows for that while
+// still failing with Go's default of 2 idle connections per host, which
+// opens a new connection for most requests.
 func TestConnectionsAreReused(t *testing.T) {
 	var opened atomic.Int64
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -419,8 +423,8 @@ func TestConnectionsAreReused(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if n := opened.Load(); n > workers {
-		t.Fatalf("%d connections opened for %d requests by %d workers; want at most %d", n, workers*perWorker, workers, workers)
+	if n := opened.Load(); n > 2*workers {
+		t.Fatalf("%d connections opened for %d requests by %d workers; want at most %d", n, workers*perWorker, workers, 2*workers)
 	}
 }
 

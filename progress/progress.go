@@ -55,9 +55,9 @@ func Start(opts Options) *Display {
 			progressbar.OptionShowIts(),
 			progressbar.OptionSetItsString("URLs"),
 			progressbar.OptionSetWidth(30),
-			progressbar.OptionThrottle(interval/2),
 			progressbar.OptionClearOnFinish(),
-			// We redraw on our own ticker; the library's spinner goroutine
+			// We redraw on our own ticker (so no throttle, which could
+			// swallow the final state); the library's spinner goroutine
 			// would outlive a bar whose length is unknown.
 			progressbar.OptionSetSpinnerChangeInterval(0),
 		),

@@ -14,10 +14,10 @@ import (
 
 // Output is where records go: a file or standard output, behind a buffer.
 type Output struct {
-	w     io.Writer
-	f     *os.File // nil for standard output
-	name  string
-	bw    *bufio.Writer
+	w    io.Writer
+	f    *os.File // nil for standard output
+	name string
+	bw   *bufio.Writer
 }
 
 // Create opens path for writing, truncating it, or wraps stdout when path
