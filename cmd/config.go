@@ -1,0 +1,396 @@
+package cmd
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"github.com/trawl-dev/trawl/fetch"
+	"github.com/trawl-dev/trawl/pipeline"
+	"github.com/trawl-dev/trawl/sink"
+	"github.com/trawl-dev/trawl/stats"
+	"github.com/trawl-dev/trawl/transform"
+	"github.com/trawl-dev/trawl/units"
+)
+
+// origin says which layer a setting's value came from.
+type origin struct {
+	layer string // flag, env, config or default
+	where string // the flag, variable or file
+}
+
+func (o origin) String() string {
+	switch o.layer {
+	case "flag":
+		return "flag --" + o.where
+	case "env":
+		return "env " + o.where
+	case "config":
+		return "config file " + o.where
+	}
+	return "default"
+}
+
+// setting is one option's effective value and where it came from.
+type setting struct {
+	opt   option
+	text  string
+	items []string
+	from  origin
+}
+
+// settings are all options, resolved through the layers.
+type settings struct {
+	byName map[string]*setting
+	order  []string
+	file   string // the config file read, if any
+}
+
+// loadSettings resolves every option in table: flag > TRAWL_* env > config
+// file > default. viper does the layering; the origin of each value is
+// recorded so errors and `trawl config` can say where it came from.
+func loadSettings(fs *pflag.FlagSet, table []option) (*settings, error) {
+	v := viper.New()
+	known := make(map[string]option, len(table))
+	for _, o := range table {
+		known[o.name] = o
+		v.SetDefault(o.name, o.def)
+		if err := v.BindEnv(o.name, envName(o.name)); err != nil {
+			return nil, err
+		}
+		if f := fs.Lookup(o.name); f != nil && f.Changed {
+			rv := f.Value.(*rawValue)
+			if o.kind == kindList {
+				v.Set(o.name, rv.items)
+			} else {
+				v.Set(o.name, rv.text)
+			}
+		}
+	}
+
+	file, err := configFile(fs)
+	if err != nil {
+		return nil, err
+	}
+	fileLayer := viper.New()
+	if file != "" {
+		for _, vp := range []*viper.Viper{v, fileLayer} {
+			vp.SetConfigFile(file)
+			if filepath.Ext(file) == "" {
+				vp.SetConfigType("yaml")
+			}
+			if err := vp.ReadInConfig(); err != nil {
+				return nil, usageErrorf("cannot read config file %s: %w", file, err)
+			}
+		}
+		for _, k := range fileLayer.AllKeys() {
+			if _, ok := known[k]; !ok {
+				return nil, usageErrorf("unknown key %q in config file %s (run 'trawl config' to list the keys)", k, file)
+			}
+		}
+	}
+
+	s := &settings{byName: make(map[string]*setting, len(table)), file: file}
+	for _, o := range table {
+		st := &setting{opt: o}
+		f := fs.Lookup(o.name)
+		switch {
+		case f != nil && f.Changed:
+			st.from = origin{"flag", o.name}
+		case envSet(envName(o.name)):
+			st.from = origin{"env", envName(o.name)}
+		case fileLayer.IsSet(o.name):
+			st.from = origin{"config", file}
+		default:
+			st.from = origin{"default", ""}
+		}
+		if err := st.absorb(v.Get(o.name)); err != nil {
+			return nil, usageErrorf("%s (from %s): %w", o.name, st.from, err)
+		}
+		s.byName[o.name] = st
+		s.order = append(s.order, o.name)
+	}
+	return s, nil
+}
+
+// envSet reports whether a variable is set to a non-empty value, which is
+// when viper takes it (an empty variable counts as unset).
+func envSet(name string) bool {
+	return os.Getenv(name) != ""
+}
+
+// configFile finds the config file: --config or TRAWL_CONFIG when given
+// (it must exist), else ./trawl.yaml, else $XDG_CONFIG_HOME/trawl/config.yaml.
+func configFile(fs *pflag.FlagSet) (string, error) {
+	explicit := ""
+	if f := fs.Lookup("config"); f != nil && f.Changed {
+		explicit = f.Value.String()
+	} else if val := os.Getenv("TRAWL_CONFIG"); val != "" {
+		explicit = val
+	}
+	if explicit != "" {
+		if _, err := os.Stat(explicit); err != nil {
+			return "", usageErrorf("cannot read config file: %w", err)
+		}
+		return explicit, nil
+	}
+	candidates := []string{"trawl.yaml"}
+	if xdg := os.Getenv("XDG_CONFIG_HOME"); xdg != "" {
+		candidates = append(candidates, filepath.Join(xdg, "trawl", "config.yaml"))
+	} else if home := os.Getenv("HOME"); home != "" {
+		candidates = append(candidates, filepath.Join(home, ".config", "trawl", "config.yaml"))
+	}
+	for _, c := range candidates {
+		if st, err := os.Stat(c); err == nil && !st.IsDir() {
+			return c, nil
+		}
+	}
+	return "", nil
+}
+
+// absorb turns the layered value into text or items, whatever its source
+// type: flags and env give strings, YAML gives numbers, bools and lists.
+func (st *setting) absorb(val any) error {
+	if st.opt.kind == kindList {
+		switch x := val.(type) {
+		case nil:
+			st.items = nil
+		case []string:
+			st.items = x
+		case []any:
+			st.items = nil
+			for _, it := range x {
+				s, err := scalarText(it)
+				if err != nil {
+					return err
+				}
+				st.items = append(st.items, s)
+			}
+		case string:
+			if st.from.layer == "env" {
+				items, err := splitList(x)
+				if err != nil {
+					return err
+				}
+				st.items = items
+			} else if x != "" {
+				st.items = []string{x}
+			}
+		default:
+			s, err := scalarText(x)
+			if err != nil {
+				return err
+			}
+			st.items = []string{s}
+		}
+		return nil
+	}
+	s, err := scalarText(val)
+	if err != nil {
+		return err
+	}
+	st.text = s
+	return nil
+}
+
+func scalarText(val any) (string, error) {
+	switch x := val.(type) {
+	case nil:
+		return "", nil
+	case string:
+		return x, nil
+	case bool, int, int64, float64, uint64:
+		return fmt.Sprint(x), nil
+	case time.Duration:
+		return x.String(), nil
+	}
+	return "", fmt.Errorf("want a single value, got %v", val)
+}
+
+// Config is the typed, validated configuration of a fetch run.
+type Config struct {
+	Inputs         []string
+	Output         string
+	Format         sink.Format
+	Progress       string
+	Quiet          bool
+	FetchStage     pipeline.Options
+	TransformStage pipeline.Options
+	Fetch          fetch.Options
+	Transforms     []transform.Spec
+	MaxFailures    stats.Tolerance
+	Grace          time.Duration
+	// TransformsFromDefault is true when no layer named any transform.
+	TransformsFromDefault bool
+	// MaxFailuresFromDefault is true when no layer set a failure tolerance.
+	MaxFailuresFromDefault bool
+}
+
+// parser accumulates the first error while reading typed values, so that
+// resolve reads as a list of fields rather than a ladder of checks.
+type parser struct {
+	s   *settings
+	err error
+}
+
+func (p *parser) fail(name string, err error) {
+	if p.err == nil {
+		st := p.s.byName[name]
+		p.err = usageErrorf("invalid %s %q (from %s): %w", name, st.display(), st.from, err)
+	}
+}
+
+func (st *setting) display() string {
+	if st.opt.kind == kindList {
+		return strings.Join(st.items, ", ")
+	}
+	return st.text
+}
+
+func (p *parser) str(name string) string { return p.s.byName[name].text }
+
+func (p *parser) list(name string) []string { return p.s.byName[name].items }
+
+func (p *parser) intAtLeast(name string, min int) int {
+	n, err := strconv.Atoi(strings.TrimSpace(p.str(name)))
+	if err != nil {
+		p.fail(name, errors.New("not a whole number"))
+		return 0
+	}
+	if n < min {
+		p.fail(name, fmt.Errorf("must be at least %d", min))
+	}
+	return n
+}
+
+func (p *parser) boolean(name string) bool {
+	b, err := strconv.ParseBool(strings.TrimSpace(p.str(name)))
+	if err != nil {
+		p.fail(name, errors.New("want true or false"))
+	}
+	return b
+}
+
+func (p *parser) duration(name string, positive bool) time.Duration {
+	d, err := units.ParseDuration(p.str(name))
+	if err != nil {
+		p.fail(name, err)
+	} else if positive && d <= 0 {
+		p.fail(name, errors.New("must be more than zero"))
+	}
+	return d
+}
+
+func (p *parser) size(name string) int64 {
+	n, err := units.ParseSize(p.str(name))
+	if err != nil {
+		p.fail(name, err)
+	}
+	return n
+}
+
+func (p *parser) order(name string) pipeline.Order {
+	o, err := pipeline.ParseOrder(strings.TrimSpace(p.str(name)))
+	if err != nil {
+		p.fail(name, err)
+	}
+	return o
+}
+
+func (p *parser) oneOf(name string, allowed ...string) string {
+	v := strings.TrimSpace(p.str(name))
+	for _, a := range allowed {
+		if strings.EqualFold(v, a) {
+			return a
+		}
+	}
+	p.fail(name, fmt.Errorf("want one of %s", strings.Join(allowed, ", ")))
+	return ""
+}
+
+// resolve checks every setting and builds the run configuration.
+func (s *settings) resolve(inputs []string, registry *transform.Registry) (*Config, error) {
+	p := &parser{s: s}
+	c := &Config{Inputs: inputs}
+	c.Output = p.str(optOutput)
+	if f, err := sink.ParseFormat(strings.TrimSpace(p.str(optFormat))); err != nil {
+		p.fail(optFormat, err)
+	} else {
+		c.Format = f
+	}
+	c.Progress = p.oneOf(optProgress, "auto", "always", "never")
+	c.Quiet = p.boolean(optQuiet)
+
+	c.FetchStage.Workers = p.intAtLeast(optFetchConcurrency, 1)
+	c.TransformStage.Workers = p.intAtLeast(optTransformConcurrency, 1)
+	c.FetchStage.Order = p.order(optFetchOrder)
+	c.TransformStage.Order = p.order(optTransformOrder)
+	if p.boolean(optUnordered) {
+		c.FetchStage.Order, c.TransformStage.Order = pipeline.CompletionOrder, pipeline.CompletionOrder
+	}
+	window := p.intAtLeast(optReorderWindow, 0)
+	c.FetchStage.Window, c.TransformStage.Window = window, window
+
+	fo := fetch.Options{Concurrency: c.FetchStage.Workers}
+	fo.Timeout = p.duration(optTimeout, true)
+	fo.ConnectTimeout = p.duration(optConnectTimeout, true)
+	fo.Retries = p.intAtLeast(optRetries, 0)
+	fo.RetryDelay = p.duration(optRetryDelay, false)
+	fo.MaxRetryWait = p.duration(optMaxRetryWait, false)
+	fo.MaxRedirects = p.intAtLeast(optMaxRedirects, 0)
+	fo.UserAgent = p.str(optUserAgent)
+	fo.Method = strings.ToUpper(p.oneOf(optMethod, "GET", "HEAD"))
+	fo.MaxBody = p.size(optMaxBody)
+	if acc, err := fetch.ParseStatusSet(p.str(optAccept)); err != nil {
+		p.fail(optAccept, err)
+	} else {
+		fo.Accept = acc
+	}
+	fo.Header = http.Header{}
+	for _, h := range p.list(optHeader) {
+		name, value, err := fetch.ParseHeader(h)
+		if err != nil {
+			p.fail(optHeader, err)
+			break
+		}
+		fo.Header.Add(name, value)
+	}
+	c.Fetch = fo
+
+	for _, x := range p.list(optTransform) {
+		spec, err := transform.ParseSpec(x)
+		if err != nil {
+			p.fail(optTransform, err)
+			break
+		}
+		c.Transforms = append(c.Transforms, spec)
+	}
+	c.TransformsFromDefault = s.byName[optTransform].from.layer == "default"
+	if p.err == nil {
+		// Building the chain once here turns an unknown transform or a bad
+		// argument into a usage error before anything is fetched.
+		if _, err := registry.NewChain(c.Transforms, sink.IsField); err != nil {
+			p.fail(optTransform, err)
+		}
+	}
+
+	if tol, err := stats.ParseTolerance(p.str(optMaxFailures)); err != nil {
+		p.fail(optMaxFailures, err)
+	} else {
+		c.MaxFailures = tol
+	}
+	c.MaxFailuresFromDefault = s.byName[optMaxFailures].from.layer == "default"
+	c.Grace = p.duration(optShutdownGrace, false)
+	if p.err != nil {
+		return nil, p.err
+	}
+	return c, nil
+}

@@ -1,0 +1,135 @@
+package cmd
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+
+	"github.com/trawl-dev/trawl/pipeline"
+	"github.com/trawl-dev/trawl/transform"
+)
+
+func testApp() *app {
+	a := &app{version: "test", registry: transform.Builtin()}
+	a.options = optionTable(a.version)
+	return a
+}
+
+// parseFlags returns a flag set with every option, parsed from args.
+func parseFlags(t *testing.T, a *app, args ...string) *pflag.FlagSet {
+	t.Helper()
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	addFlags(fs, a.options)
+	fs.String("config", "", "")
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return fs
+}
+
+// TestExampleConfigDocumentsAndLoads keeps configs/trawl.example.yaml in step
+// with the option table: it must load cleanly, name every key, and set the
+// defaults it claims to set.
+func TestExampleConfigDocumentsAndLoads(t *testing.T) {
+	path := filepath.Join("..", "configs", "trawl.example.yaml")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := testApp()
+	for _, o := range a.options {
+		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(o.name) + `:`).Match(data) {
+			t.Errorf("example config does not document %q", o.name)
+		}
+	}
+	fs := parseFlags(t, a, "--config", path)
+	s, err := loadSettings(fs, a.options)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range a.options {
+		st := s.byName[o.name]
+		if st.from.layer != "config" {
+			t.Errorf("%s came from %s, not the example file", o.name, st.from)
+		}
+	}
+	cfg, err := s.resolve(nil, a.registry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.FetchStage.Workers != 32 || cfg.Fetch.MaxBody != 10<<20 || cfg.FetchStage.Order != pipeline.InputOrder {
+		t.Errorf("example config does not match the defaults: %+v", cfg)
+	}
+}
+
+// TestLayers checks flag > env > file > default on one key in-process.
+func TestLayers(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "c.yaml")
+	if err := os.WriteFile(file, []byte("retries: 4\ntimeout: 9s\nmax-body: 1KiB\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TRAWL_RETRIES", "6")
+	t.Setenv("TRAWL_TIMEOUT", "8s")
+	a := testApp()
+	fs := parseFlags(t, a, "--config", file, "--retries", "7")
+	s, err := loadSettings(fs, a.options)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := s.resolve(nil, a.registry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Fetch.Retries != 7 || cfg.Fetch.Timeout.String() != "8s" || cfg.Fetch.MaxBody != 1024 || cfg.Fetch.MaxRedirects != 10 {
+		t.Fatalf("layers resolved to retries=%d timeout=%s max-body=%d max-redirects=%d",
+			cfg.Fetch.Retries, cfg.Fetch.Timeout, cfg.Fetch.MaxBody, cfg.Fetch.MaxRedirects)
+	}
+	for name, want := range map[string]string{
+		"retries": "flag --retries", "timeout": "env TRAWL_TIMEOUT",
+		"max-body": "config file " + file, "max-redirects": "default",
+	} {
+		if got := s.byName[name].from.String(); got != want {
+			t.Errorf("%s from %q, want %q", name, got, want)
+		}
+	}
+}
+
+func TestUnorderedOverridesBothStages(t *testing.T) {
+	a := testApp()
+	s, err := loadSettings(parseFlags(t, a, "--unordered"), a.options)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := s.resolve(nil, a.registry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.FetchStage.Order != pipeline.CompletionOrder || cfg.TransformStage.Order != pipeline.CompletionOrder {
+		t.Fatal("--unordered did not set completion order")
+	}
+}
+
+func TestSplitList(t *testing.T) {
+	got, err := splitList(`title, "regex=a,b",sha256`)
+	if err != nil || strings.Join(got, "|") != "title|regex=a,b|sha256" {
+		t.Fatalf("splitList = %q, %v", got, err)
+	}
+	if got, _ := splitList("  "); got != nil {
+		t.Fatalf("blank list = %q", got)
+	}
+}
+
+func TestYAMLScalar(t *testing.T) {
+	for in, want := range map[string]string{
+		"30s": "30s", "-": `"-"`, "true": `"true"`, "": `""`, "a b": `"a b"`, "10MiB": "10MiB", "200-399": "200-399",
+	} {
+		if got := yamlScalar(in); got != want {
+			t.Errorf("yamlScalar(%q) = %s, want %s", in, got, want)
+		}
+	}
+}

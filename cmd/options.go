@@ -1,0 +1,176 @@
+package cmd
+
+import (
+	"encoding/csv"
+	"fmt"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/pflag"
+)
+
+// kind is how an option's text is interpreted.
+type kind int
+
+const (
+	kindString kind = iota
+	kindInt
+	kindBool
+	kindDuration
+	kindSize
+	kindList
+)
+
+// typeName is what --help shows after the flag name.
+func (k kind) typeName() string {
+	switch k {
+	case kindInt:
+		return "int"
+	case kindBool:
+		return "bool"
+	case kindDuration:
+		return "duration"
+	case kindSize:
+		return "size"
+	case kindList:
+		return "stringArray"
+	}
+	return "string"
+}
+
+// option is one setting, available as a flag, an environment variable
+// TRAWL_<NAME> and a key in the config file. One table drives all three,
+// and `trawl config`, so they cannot drift apart.
+type option struct {
+	name  string
+	short string
+	kind  kind
+	def   string
+	usage string
+	group string
+}
+
+// Option names, used where the code reads a resolved value.
+const (
+	optOutput               = "output"
+	optFormat               = "format"
+	optFetchConcurrency     = "fetch-concurrency"
+	optTransformConcurrency = "transform-concurrency"
+	optFetchOrder           = "fetch-order"
+	optTransformOrder       = "transform-order"
+	optUnordered            = "unordered"
+	optReorderWindow        = "reorder-window"
+	optTimeout              = "timeout"
+	optConnectTimeout       = "connect-timeout"
+	optRetries              = "retries"
+	optRetryDelay           = "retry-delay"
+	optMaxRetryWait         = "max-retry-wait"
+	optMaxRedirects         = "max-redirects"
+	optHeader               = "header"
+	optUserAgent            = "user-agent"
+	optMethod               = "method"
+	optMaxBody              = "max-body"
+	optAccept               = "accept"
+	optTransform            = "transform"
+	optProgress             = "progress"
+	optQuiet                = "quiet"
+	optMaxFailures          = "max-failures"
+	optShutdownGrace        = "shutdown-grace"
+)
+
+// optionTable lists every setting in the order --help and `trawl config`
+// show them. version fills in the default User-Agent.
+func optionTable(version string) []option {
+	return []option{
+		{optOutput, "o", kindString, "-", "write records to `file` (- for standard output)", "Output"},
+		{optFormat, "f", kindString, "jsonl", "record `format`: jsonl or csv", "Output"},
+		{optProgress, "", kindString, "auto", "progress bar on stderr: auto (when stderr is a terminal), always or never", "Output"},
+		{optQuiet, "q", kindBool, "false", "no progress bar and no summary", "Output"},
+
+		{optFetchConcurrency, "c", kindInt, "32", "requests in flight at once", "Concurrency"},
+		{optTransformConcurrency, "", kindInt, strconv.Itoa(runtime.NumCPU()), "records transformed at once (the default is the number of CPUs)", "Concurrency"},
+		{optFetchOrder, "", kindString, "input", "fetch stage output `order`: input or completion", "Concurrency"},
+		{optTransformOrder, "", kindString, "input", "transform stage output `order`: input or completion", "Concurrency"},
+		{optUnordered, "", kindBool, "false", "both stages in completion order (records leave as they finish)", "Concurrency"},
+		{optReorderWindow, "", kindInt, "0", "in input order, how many records a stage may start ahead of the oldest unfinished one (0 = its worker count)", "Concurrency"},
+
+		{optTimeout, "", kindDuration, "30s", "per-attempt limit for connecting, headers and body", "HTTP"},
+		{optConnectTimeout, "", kindDuration, "10s", "limit for the TCP connect and TLS handshake", "HTTP"},
+		{optRetries, "", kindInt, "2", "retries after a connection error, timeout or status 408/425/429/500/502/503/504", "HTTP"},
+		{optRetryDelay, "", kindDuration, "1s", "base of the exponential backoff between retries (full jitter)", "HTTP"},
+		{optMaxRetryWait, "", kindDuration, "60s", "longest wait before a retry; a longer Retry-After ends the retries", "HTTP"},
+		{optMaxRedirects, "", kindInt, "10", "redirects to follow (0 = none)", "HTTP"},
+		{optHeader, "H", kindList, "", "extra request header \"Name: value\" (repeatable)", "HTTP"},
+		{optUserAgent, "A", kindString, "trawl/" + version, "User-Agent header", "HTTP"},
+		{optMethod, "X", kindString, "GET", "request `method`: GET or HEAD", "HTTP"},
+		{optMaxBody, "", kindSize, "10MiB", "keep at most this much of each body; longer bodies are cut and marked truncated", "HTTP"},
+		{optAccept, "", kindString, "200-399", "statuses that count as success, e.g. 200-299,304", "HTTP"},
+
+		{optTransform, "x", kindList, "", "add a transform [KEY:]NAME[=ARG] (repeatable; see 'trawl transforms')", "Transforms"},
+
+		{optMaxFailures, "", kindString, "0", "failed URLs tolerated before exiting with status 3: a count or a percentage like 5% (default 0)", "Run"},
+		{optShutdownGrace, "", kindDuration, "5s", "after an interrupt, how long in-flight requests may finish before being cancelled", "Run"},
+	}
+}
+
+// envName returns the environment variable for an option.
+func envName(name string) string {
+	return "TRAWL_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// rawValue is a pflag.Value that keeps the text as given: parsing happens
+// once, for all layers alike, so a bad value gets the same message whether
+// it came from a flag, the environment or the config file.
+type rawValue struct {
+	kind  kind
+	text  string
+	items []string
+}
+
+func (v *rawValue) String() string {
+	if v.kind == kindList {
+		return strings.Join(v.items, ", ")
+	}
+	return v.text
+}
+
+func (v *rawValue) Set(s string) error {
+	if v.kind == kindList {
+		v.items = append(v.items, s)
+		return nil
+	}
+	v.text = s
+	return nil
+}
+
+func (v *rawValue) Type() string { return v.kind.typeName() }
+
+// addFlags registers every option on fs.
+func addFlags(fs *pflag.FlagSet, table []option) {
+	for _, o := range table {
+		v := &rawValue{kind: o.kind, text: o.def}
+		f := fs.VarPF(v, o.name, o.short, o.usage)
+		if o.kind == kindBool {
+			f.NoOptDefVal = "true"
+		}
+		if o.kind == kindList {
+			f.DefValue = "" // an empty list needs no "(default [])" in --help
+		}
+	}
+}
+
+// splitList reads a list given as one string (an environment variable):
+// comma-separated with CSV quoting, so `title,"regex=a,b"` is two items.
+func splitList(s string) ([]string, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	r := csv.NewReader(strings.NewReader(s))
+	r.TrimLeadingSpace = true
+	items, err := r.Read()
+	if err != nil {
+		return nil, fmt.Errorf("cannot split %q into a comma-separated list: %w", s, err)
+	}
+	return items, nil
+}

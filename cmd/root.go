@@ -1,0 +1,238 @@
+// Package cmd is trawl's command line: it binds flags, TRAWL_* environment
+// variables and the config file into one Config, hands it to the pipeline,
+// draws progress, and maps the outcome to an exit status. No work happens
+// here.
+package cmd
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"golang.org/x/term"
+
+	"github.com/trawl-dev/trawl/transform"
+)
+
+// streams are the process's standard files, replaceable in tests.
+type streams struct {
+	In       io.Reader
+	Out      io.Writer
+	Err      io.Writer
+	ErrIsTTY bool
+}
+
+// app holds what every command shares. It is built once per process (or
+// per test) and passed down; nothing lives in package variables.
+type app struct {
+	streams  streams
+	version  string
+	registry *transform.Registry
+	options  []option
+}
+
+// Main runs trawl with the process's arguments and returns its exit status.
+// The first SIGINT or SIGTERM stops the run gracefully; a second one ends
+// the process at once through the default signal action.
+func Main() int {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigc)
+	go func() {
+		select {
+		case sig := <-sigc:
+			// Restoring the default action makes the next signal fatal.
+			signal.Reset(os.Interrupt, syscall.SIGTERM)
+			fmt.Fprintf(os.Stderr, "\ntrawl: %s: finishing in-flight requests and writing records (send it again to quit at once)\n", sig)
+			cancel(interrupted{sig})
+		case <-ctx.Done():
+		}
+	}()
+
+	s := streams{
+		In:       os.Stdin,
+		Out:      os.Stdout,
+		Err:      os.Stderr,
+		ErrIsTTY: term.IsTerminal(int(os.Stderr.Fd())),
+	}
+	return run(ctx, s, os.Args[1:])
+}
+
+// run executes one command line and reports errors the one way trawl does:
+// "trawl: " and a lowercase message on stderr, usage hints on their own line.
+func run(ctx context.Context, s streams, args []string) int {
+	a := &app{streams: s, version: buildVersion(), registry: transform.Builtin()}
+	a.options = optionTable(a.version)
+	root := a.rootCommand()
+	root.SetArgs(args)
+	root.SetIn(s.In)
+	root.SetOut(s.Out)
+	root.SetErr(s.Err)
+	err := root.ExecuteContext(ctx)
+	if err != nil {
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintf(s.Err, "trawl: %s\n", msg)
+		}
+		if _, ok := err.(*usageError); ok {
+			fmt.Fprintln(s.Err, "Run 'trawl --help' for usage.")
+		}
+	}
+	return exitCode(err)
+}
+
+// buildVersion reports the module version when built by `go install`, and
+// "dev" for a build from a checkout.
+func buildVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return strings.TrimPrefix(bi.Main.Version, "v")
+	}
+	return "dev"
+}
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "trawl [flags] [FILE...]",
+		Short: "Fetch lists of URLs in bulk, one record per URL",
+		Long: `trawl fetches every URL listed in FILEs (or on standard input when no FILE
+or '-' is given), one URL per line, and writes one record per URL as JSON
+Lines (default) or CSV. Blank lines and lines starting with # are skipped;
+any other line that is not an http(s) URL still gets a record, with
+error_kind "invalid_url".
+
+Settings come from flags, then TRAWL_<FLAG> environment variables (dashes
+become underscores, e.g. TRAWL_FETCH_CONCURRENCY=8), then the config file
+(--config, TRAWL_CONFIG, ./trawl.yaml or $XDG_CONFIG_HOME/trawl/config.yaml),
+then the defaults. 'trawl config' shows the effective values and their source.`,
+		Example: `  trawl demo                           # try it on a built-in local site
+  trawl urls.txt > out.jsonl
+  cat urls.txt | trawl -x title | jq -r 'select(.status == 200) | .title'
+  trawl a.txt b.txt -f csv -o out.csv
+  trawl urls.txt -c 64 --unordered -x title -x sha256`,
+		Args:          cobra.ArbitraryArgs,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		RunE: func(c *cobra.Command, args []string) error {
+			cfg, err := a.config(c.Flags(), args)
+			if err != nil {
+				return err
+			}
+			return a.fetchRun(c.Context(), cfg, nil)
+		},
+	}
+	root.Flags().SortFlags = false
+	a.addRunFlags(root)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	root.AddCommand(a.demoCommand(), a.versionCommand(), a.transformsCommand(), a.configCommand())
+	return root
+}
+
+// addRunFlags gives c every fetch option, plus --config, with grouped help.
+func (a *app) addRunFlags(c *cobra.Command) {
+	fs := c.Flags()
+	fs.SortFlags = false
+	addFlags(fs, a.options)
+	fs.String("config", "", "read settings from this YAML `file`")
+	c.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	c.SetUsageFunc(func(c *cobra.Command) error {
+		a.printUsage(c)
+		return nil
+	})
+}
+
+// printUsage shows the flags in groups, since one flat list of 25 flags is
+// hard to scan, and ends with the exit statuses.
+func (a *app) printUsage(c *cobra.Command) {
+	w := c.OutOrStderr()
+	fmt.Fprintf(w, "Usage:\n  %s\n", c.UseLine())
+	if c.HasAvailableSubCommands() {
+		fmt.Fprintln(w, "\nCommands:")
+		for _, sub := range c.Commands() {
+			if sub.IsAvailableCommand() {
+				fmt.Fprintf(w, "  %-12s %s\n", sub.Name(), sub.Short)
+			}
+		}
+	}
+	if c.Example != "" {
+		fmt.Fprintf(w, "\nExamples:\n%s\n", c.Example)
+	}
+	var groups []string
+	byGroup := map[string]*pflag.FlagSet{}
+	for _, o := range a.options {
+		fs, ok := byGroup[o.group]
+		if !ok {
+			fs = pflag.NewFlagSet(o.group, pflag.ContinueOnError)
+			fs.SortFlags = false
+			byGroup[o.group] = fs
+			groups = append(groups, o.group)
+		}
+		fs.AddFlag(c.Flags().Lookup(o.name))
+	}
+	for _, g := range groups {
+		fmt.Fprintf(w, "\n%s flags:\n%s", g, byGroup[g].FlagUsages())
+	}
+	other := pflag.NewFlagSet("other", pflag.ContinueOnError)
+	other.AddFlag(c.Flags().Lookup("config"))
+	if h := c.Flags().Lookup("help"); h != nil {
+		other.AddFlag(h)
+	}
+	fmt.Fprintf(w, "\nOther flags:\n%s", other.FlagUsages())
+	fmt.Fprintf(w, "\n%s\n", exitCodesHelp)
+	if c.HasAvailableSubCommands() {
+		fmt.Fprintln(w, "\nRun 'trawl COMMAND --help' for more about a command.")
+	}
+}
+
+// config resolves the layered settings for a command's flags.
+func (a *app) config(fs *pflag.FlagSet, inputs []string) (*Config, error) {
+	s, err := loadSettings(fs, a.options)
+	if err != nil {
+		return nil, err
+	}
+	return s.resolve(inputs, a.registry)
+}
+
+func (a *app) versionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			fmt.Fprintf(c.OutOrStdout(), "trawl %s (%s %s/%s)\n", a.version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			return nil
+		},
+	}
+}
+
+func (a *app) transformsCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "transforms",
+		Short: "List the transforms usable with -x",
+		Args:  noArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			w := c.OutOrStdout()
+			fmt.Fprintln(w, "Transforms (use -x NAME, -x NAME=ARG, or -x KEY:NAME to store the output under KEY):")
+			for _, info := range a.registry.List() {
+				fmt.Fprintf(w, "\n  %s\n      %s\n      example: -x %s\n", info.Name, info.Summary, info.Example)
+			}
+			return nil
+		},
+	}
+}
+
+// noArgs is cobra.NoArgs with trawl's usage exit status.
+func noArgs(c *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageErrorf("%s takes no arguments, got %q", c.CommandPath(), args)
+	}
+	return nil
+}

@@ -1,0 +1,187 @@
+package cmd
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// hangServer answers /fast at once and lets /hang requests hang until the
+// client gives up; started receives one value per hanging request.
+func hangServer(t *testing.T) (*httptest.Server, chan struct{}) {
+	started := make(chan struct{}, 1000)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/fast") {
+			io.WriteString(w, "ok")
+			return
+		}
+		started <- struct{}{}
+		<-r.Context().Done()
+	}))
+	t.Cleanup(srv.Close)
+	return srv, started
+}
+
+func writeList(t *testing.T, base string, fast, hang int) string {
+	t.Helper()
+	var b strings.Builder
+	for i := range fast {
+		fmt.Fprintf(&b, "%s/fast/%d\n", base, i)
+	}
+	for i := range hang {
+		fmt.Fprintf(&b, "%s/hang/%d\n", base, i)
+	}
+	p := filepath.Join(t.TempDir(), "urls.txt")
+	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// waitN waits for n signals on ch, failing the test after a generous bound.
+func waitN(t *testing.T, ch <-chan struct{}, n int) {
+	t.Helper()
+	timeout := time.After(20 * time.Second)
+	for range n {
+		select {
+		case <-ch:
+		case <-timeout:
+			t.Fatal("requests did not start")
+		}
+	}
+}
+
+func waitExit(t *testing.T, c *exec.Cmd, within time.Duration) *os.ProcessState {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatal(err)
+		}
+		return c.ProcessState
+	case <-time.After(within):
+		c.Process.Kill()
+		<-done
+		t.Fatalf("trawl did not exit within %s", within)
+	}
+	return nil
+}
+
+// TestSignalStopsGracefully sends one signal while requests hang: trawl
+// must stop reading, cancel the hanging requests after the grace period,
+// write a record for every URL it had taken in, and exit 130 or 143.
+func TestSignalStopsGracefully(t *testing.T) {
+	for _, tc := range []struct {
+		sig  os.Signal
+		code int
+		name string
+	}{
+		{os.Interrupt, ExitInterrupted, "interrupt"},
+		{syscall.SIGTERM, ExitTerminated, "terminated"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, started := hangServer(t)
+			list := writeList(t, srv.URL, 5, 200)
+			out := filepath.Join(t.TempDir(), "out.jsonl")
+			c := exec.Command("trawl", "-c", "4", "--shutdown-grace", "100ms", "--progress", "never", list, "-o", out)
+			var stderr strings.Builder
+			c.Stderr = &stderr
+			if err := c.Start(); err != nil {
+				t.Fatal(err)
+			}
+			waitN(t, started, 4)
+			c.Process.Signal(tc.sig)
+			st := waitExit(t, c, 20*time.Second)
+			if st.ExitCode() != tc.code {
+				t.Fatalf("exit status %d, want %d; stderr:\n%s", st.ExitCode(), tc.code, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), "finishing in-flight requests") ||
+				!strings.Contains(stderr.String(), "trawl: stopped by "+tc.name+" after writing") {
+				t.Errorf("stderr does not explain the stop:\n%s", stderr.String())
+			}
+			data, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+			if len(lines) < 9 || len(lines) >= 205 {
+				t.Fatalf("%d records; want the 5 fast ones, the 4 in flight, and not the whole list", len(lines))
+			}
+			for i, l := range lines {
+				var rec struct {
+					Index     int     `json:"index"`
+					ErrorKind *string `json:"error_kind"`
+				}
+				if err := json.Unmarshal([]byte(l), &rec); err != nil {
+					t.Fatalf("line %d is not valid JSON: %q", i, l)
+				}
+				if rec.Index != i {
+					t.Fatalf("line %d has index %d: a record was lost", i, rec.Index)
+				}
+				switch {
+				case i < 5 && rec.ErrorKind != nil:
+					t.Errorf("fast URL %d failed: %s", i, *rec.ErrorKind)
+				case i >= 5 && (rec.ErrorKind == nil || *rec.ErrorKind != "canceled"):
+					t.Errorf("hanging URL %d: error_kind %v, want canceled", i, rec.ErrorKind)
+				}
+			}
+			if !strings.Contains(stderr.String(), fmt.Sprintf("trawl: %d URLs in", len(lines))) {
+				t.Errorf("summary missing or wrong:\n%s", stderr.String())
+			}
+		})
+	}
+}
+
+// TestSecondSignalQuitsAtOnce: with a long grace period, a second
+// interrupt must end trawl without waiting for it.
+func TestSecondSignalQuitsAtOnce(t *testing.T) {
+	srv, started := hangServer(t)
+	list := writeList(t, srv.URL, 0, 50)
+	c := exec.Command("trawl", "-c", "4", "--shutdown-grace", "10m", "--progress", "never", list, "-o", filepath.Join(t.TempDir(), "out.jsonl"))
+	stderr, err := c.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitN(t, started, 4)
+	var sawNotice atomic.Bool
+	notice := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "send it again to quit at once") && !sawNotice.Swap(true) {
+				close(notice)
+			}
+		}
+	}()
+	c.Process.Signal(os.Interrupt)
+	select {
+	case <-notice:
+	case <-time.After(20 * time.Second):
+		c.Process.Kill()
+		t.Fatal("no notice after the first interrupt")
+	}
+	c.Process.Signal(os.Interrupt)
+	st := waitExit(t, c, 10*time.Second)
+	ws, ok := st.Sys().(syscall.WaitStatus)
+	if !ok || !(ws.Signaled() && ws.Signal() == syscall.SIGINT) && st.ExitCode() != ExitInterrupted {
+		t.Fatalf("after a second interrupt: %v", st)
+	}
+}
