@@ -258,6 +258,12 @@ func newTestHandler() *testHandler {
 		w.Header().Set("Content-Type", "text/html")
 		fmt.Fprintf(w, "<title>ua=%s x=%s</title>", r.UserAgent(), r.Header.Get("X-Test"))
 	})
+	// /host: a title naming the Host the request was for, which shows how
+	// a name was encoded when the server is used as a proxy.
+	mux.HandleFunc("/host", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprintf(w, "<title>host=%s</title>", r.Host)
+	})
 	// /redirect/N: N redirects, then a page.
 	mux.HandleFunc("/redirect/{n}", func(w http.ResponseWriter, r *http.Request) {
 		n, _ := strconv.Atoi(r.PathValue("n"))

@@ -14,10 +14,11 @@ import (
 
 // Output is where records go: a file or standard output, behind a buffer.
 type Output struct {
-	w    io.Writer
-	f    *os.File // nil for standard output
-	name string
-	bw   *bufio.Writer
+	w       io.Writer
+	f       *os.File // nil for standard output
+	regular bool     // only regular files can be fsynced
+	name    string
+	bw      *bufio.Writer
 }
 
 // Create opens path for writing, truncating it, or wraps stdout when path
@@ -34,7 +35,11 @@ func Create(path string, stdout io.Writer) (*Output, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot create output file: %w", err)
 	}
-	return &Output{w: f, f: f, name: path, bw: bufio.NewWriterSize(f, 256<<10)}, nil
+	regular := false
+	if st, err := f.Stat(); err == nil {
+		regular = st.Mode().IsRegular()
+	}
+	return &Output{w: f, f: f, regular: regular, name: path, bw: bufio.NewWriterSize(f, 256<<10)}, nil
 }
 
 // Write buffers p.
@@ -60,8 +65,11 @@ func (o *Output) Close() error {
 		}
 		return err
 	}
-	if serr := o.f.Sync(); serr != nil && err == nil {
-		err = fmt.Errorf("cannot sync %s: %w", o.name, serr)
+	// Devices and pipes (-o /dev/null, a FIFO) cannot be fsynced.
+	if o.regular {
+		if serr := o.f.Sync(); serr != nil && err == nil {
+			err = fmt.Errorf("cannot sync %s: %w", o.name, serr)
+		}
 	}
 	if cerr := o.f.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("cannot close %s: %w", o.name, cerr)

@@ -239,4 +239,13 @@ func TestCreate(t *testing.T) {
 	if b, _ := os.ReadFile(p); string(b) != "x\n" {
 		t.Fatalf("file holds %q", b)
 	}
+	// A device cannot be fsynced; writing to it must still succeed.
+	o, err = Create(os.DevNull, os.Stdout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Write([]byte("x\n"))
+	if err := o.Close(); err != nil {
+		t.Fatalf("closing %s: %v", os.DevNull, err)
+	}
 }
