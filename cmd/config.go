@@ -259,14 +259,14 @@ func (p *parser) str(name string) string { return p.s.byName[name].text }
 
 func (p *parser) list(name string) []string { return p.s.byName[name].items }
 
-func (p *parser) intAtLeast(name string, min int) int {
+func (p *parser) intAtLeast(name string, least int) int {
 	n, err := strconv.Atoi(strings.TrimSpace(p.str(name)))
 	if err != nil {
 		p.fail(name, errors.New("not a whole number"))
 		return 0
 	}
-	if n < min {
-		p.fail(name, fmt.Errorf("must be at least %d", min))
+	if n < least {
+		p.fail(name, fmt.Errorf("must be at least %d", least))
 	}
 	return n
 }

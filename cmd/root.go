@@ -6,6 +6,7 @@ package cmd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -27,6 +28,7 @@ type streams struct {
 	In       io.Reader
 	Out      io.Writer
 	Err      io.Writer
+	InIsTTY  bool
 	ErrIsTTY bool
 }
 
@@ -63,6 +65,7 @@ func Main() int {
 		In:       os.Stdin,
 		Out:      os.Stdout,
 		Err:      os.Stderr,
+		InIsTTY:  term.IsTerminal(int(os.Stdin.Fd())),
 		ErrIsTTY: term.IsTerminal(int(os.Stderr.Fd())),
 	}
 	return run(ctx, s, os.Args[1:])
@@ -83,7 +86,8 @@ func run(ctx context.Context, s streams, args []string) int {
 		if msg := err.Error(); msg != "" {
 			fmt.Fprintf(s.Err, "trawl: %s\n", msg)
 		}
-		if _, ok := err.(*usageError); ok {
+		var ue *usageError
+		if errors.As(err, &ue) {
 			fmt.Fprintln(s.Err, "Run 'trawl --help' for usage.")
 		}
 	}

@@ -29,6 +29,9 @@ func (a *app) fetchRun(ctx context.Context, cfg *Config, in *runInput) error {
 		input, total = in.source, in.total
 	} else if err := source.Check(input); err != nil {
 		return &usageError{err}
+	} else if source.ReadsStdin(input) && a.streams.InIsTTY && !cfg.Quiet {
+		// Someone typed `trawl` with no list: say why nothing happens.
+		fmt.Fprintln(a.streams.Err, "trawl: reading URLs from the terminal, one per line; end with Ctrl-D (see 'trawl --help')")
 	}
 	chain, err := a.registry.NewChain(cfg.Transforms, sink.IsField)
 	if err != nil {

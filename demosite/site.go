@@ -142,7 +142,7 @@ func (s *Site) render(w http.ResponseWriter, d pageData) {
 	_ = s.page.Execute(w, d)
 }
 
-func (s *Site) index(w http.ResponseWriter, r *http.Request) {
+func (s *Site) index(w http.ResponseWriter, _ *http.Request) {
 	d := pageData{Title: "Index"}
 	for n := 1; n <= 10; n++ {
 		d.Links = append(d.Links, fmt.Sprintf("/articles/%d.html", n))
@@ -180,7 +180,7 @@ func (s *Site) item(w http.ResponseWriter, r *http.Request) {
 }
 
 // flakyHandler fails the first few requests, as an overloaded server would.
-func (s *Site) flakyHandler(w http.ResponseWriter, r *http.Request) {
+func (s *Site) flakyHandler(w http.ResponseWriter, _ *http.Request) {
 	if s.flaky.Add(1) <= int64(s.opts.FlakyFailures) {
 		w.Header().Set("Retry-After", fmt.Sprint(s.opts.RetryAfter))
 		http.Error(w, "busy, try again", http.StatusServiceUnavailable)

@@ -255,23 +255,23 @@ func (c *Client) requestFailed(ctx context.Context, err error) attemptResult {
 	return attemptResult{err: describe(err), retryable: true}
 }
 
-// readBody reads at most max bytes of the body. A longer body is cut and
+// readBody reads at most limit bytes of the body. A longer body is cut and
 // reported as truncated; its connection is then closed rather than drained,
 // since draining an arbitrarily long body would defeat the cap.
-func readBody(resp *http.Response, max int64) ([]byte, bool, error) {
+func readBody(resp *http.Response, limit int64) ([]byte, bool, error) {
 	if resp.Request.Method == http.MethodHead {
 		return nil, false, nil
 	}
 	var buf bytes.Buffer
 	if n := resp.ContentLength; n > 0 {
-		buf.Grow(int(min(n, max) + 1))
+		buf.Grow(int(min(n, limit) + 1))
 	}
-	n, err := io.Copy(&buf, io.LimitReader(resp.Body, max+1))
+	n, err := io.Copy(&buf, io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return buf.Bytes(), false, err
 	}
-	if n > max {
-		return buf.Bytes()[:max], true, nil
+	if n > limit {
+		return buf.Bytes()[:limit], true, nil
 	}
 	return buf.Bytes(), false, nil
 }

@@ -51,18 +51,18 @@ func ParseRetryAfter(v string, now time.Time) (d time.Duration, ok bool) {
 }
 
 // backoff returns the wait before retry number n (1 for the first retry):
-// exponential growth from base, capped at max, with full jitter so that many
-// workers failing together do not retry in lockstep.
-func backoff(base, max time.Duration, n int) time.Duration {
+// exponential growth from base, capped at limit, with full jitter so that
+// many workers failing together do not retry in lockstep.
+func backoff(base, limit time.Duration, n int) time.Duration {
 	if base <= 0 {
 		return 0
 	}
 	ceiling := base
-	for i := 1; i < n && ceiling < max; i++ {
+	for i := 1; i < n && ceiling < limit; i++ {
 		ceiling *= 2
 	}
-	if ceiling > max {
-		ceiling = max
+	if ceiling > limit {
+		ceiling = limit
 	}
 	if ceiling <= 0 {
 		return 0
