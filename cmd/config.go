@@ -226,6 +226,7 @@ type Config struct {
 	TransformStage pipeline.Options
 	Fetch          fetch.Options
 	Transforms     []transform.Spec
+	TransformOpts  transform.Options
 	MaxFailures    stats.Tolerance
 	Grace          time.Duration
 	// TransformsFromDefault is true when no layer named any transform.
@@ -374,10 +375,11 @@ func (s *settings) resolve(inputs []string, registry *transform.Registry) (*Conf
 		c.Transforms = append(c.Transforms, spec)
 	}
 	c.TransformsFromDefault = s.byName[optTransform].from.layer == "default"
+	c.TransformOpts = transform.Options{ExecTimeout: p.duration(optExecTimeout, true), MaxOutput: fo.MaxBody}
 	if p.err == nil {
 		// Building the chain once here turns an unknown transform or a bad
 		// argument into a usage error before anything is fetched.
-		if _, err := registry.NewChain(c.Transforms, sink.IsField); err != nil {
+		if _, err := registry.NewChain(c.Transforms, sink.IsField, c.TransformOpts); err != nil {
 			p.fail(optTransform, err)
 		}
 	}

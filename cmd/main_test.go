@@ -167,7 +167,9 @@ func cmdFields(ts *testscript.TestScript, neg bool, args []string) {
 			continue
 		}
 		var rec map[string]any
-		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+		dec := json.NewDecoder(strings.NewReader(line))
+		dec.UseNumber() // print numbers exactly as trawl wrote them
+		if err := dec.Decode(&rec); err != nil {
 			ts.Fatalf("not a JSON record: %.200q", line)
 		}
 		var out []string
@@ -182,8 +184,11 @@ func cmdFields(ts *testscript.TestScript, neg bool, args []string) {
 			case string:
 				out = append(out, x)
 			default:
-				b, _ := json.Marshal(x)
-				out = append(out, string(b))
+				var b strings.Builder
+				enc := json.NewEncoder(&b)
+				enc.SetEscapeHTML(false)
+				enc.Encode(x)
+				out = append(out, strings.TrimSuffix(b.String(), "\n"))
 			}
 		}
 		fmt.Fprintln(ts.Stdout(), strings.Join(out, " "))
@@ -263,6 +268,24 @@ func newTestHandler() *testHandler {
 	mux.HandleFunc("/host", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html")
 		fmt.Fprintf(w, "<title>host=%s</title>", r.Host)
+	})
+	// /fixture/NAME: a file of testdata/pages, typed by its extension only
+	// (no charset), so that charset sniffing is exercised.
+	mux.HandleFunc("/fixture/{name}", func(w http.ResponseWriter, r *http.Request) {
+		data, err := os.ReadFile(filepath.Join("..", "testdata", "pages", filepath.Base(r.PathValue("name"))))
+		if err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		ct := "application/octet-stream"
+		switch filepath.Ext(r.PathValue("name")) {
+		case ".html":
+			ct = "text/html"
+		case ".json":
+			ct = "application/json"
+		}
+		w.Header().Set("Content-Type", ct)
+		w.Write(data)
 	})
 	// /redirect/N: N redirects, then a page.
 	mux.HandleFunc("/redirect/{n}", func(w http.ResponseWriter, r *http.Request) {

@@ -73,6 +73,7 @@ const (
 	optMaxBody              = "max-body"
 	optAccept               = "accept"
 	optTransform            = "transform"
+	optExecTimeout          = "exec-timeout"
 	optProgress             = "progress"
 	optQuiet                = "quiet"
 	optMaxFailures          = "max-failures"
@@ -108,6 +109,7 @@ func optionTable(version string) []option {
 		{optAccept, "", kindString, "200-399", "statuses that count as success, e.g. 200-299,304", "HTTP"},
 
 		{optTransform, "x", kindList, "", "add a transform [KEY:]NAME[=ARG] (repeatable; see 'trawl transforms')", "Transforms"},
+		{optExecTimeout, "", kindDuration, "30s", "limit for one run of an exec command or a jq program on one record", "Transforms"},
 
 		{optMaxFailures, "", kindString, "0", "failed URLs tolerated before exiting with status 3: a count or a percentage like 5% (default 0)", "Run"},
 		{optShutdownGrace, "", kindDuration, "5s", "after an interrupt, how long in-flight requests may finish before being cancelled", "Run"},

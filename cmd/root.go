@@ -224,9 +224,11 @@ func (a *app) transformsCommand() *cobra.Command {
 		Args:  noArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			w := c.OutOrStdout()
-			fmt.Fprintln(w, "Transforms (use -x NAME, -x NAME=ARG, or -x KEY:NAME to store the output under KEY):")
+			fmt.Fprintln(w, "Transforms (use -x NAME, -x NAME=ARG, or -x KEY:NAME[=ARG] to store the output under KEY).")
+			fmt.Fprintln(w, "Those that read \"text\" take the previous transform's output when it is a string")
+			fmt.Fprintln(w, "(so -x text -x regex=... searches the visible text), and the decoded body otherwise.")
 			for _, info := range a.registry.List() {
-				fmt.Fprintf(w, "\n  %s\n      %s\n      example: -x %s\n", info.Name, info.Summary, info.Example)
+				fmt.Fprintf(w, "\n  %s (reads %s)\n      %s\n      example: -x %s\n", info.Name, info.Reads, info.Summary, info.Example)
 			}
 			return nil
 		},

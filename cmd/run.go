@@ -33,7 +33,7 @@ func (a *app) fetchRun(ctx context.Context, cfg *Config, in *runInput) error {
 		// Someone typed `trawl` with no list: say why nothing happens.
 		fmt.Fprintln(a.streams.Err, "trawl: reading URLs from the terminal, one per line; end with Ctrl-D (see 'trawl --help')")
 	}
-	chain, err := a.registry.NewChain(cfg.Transforms, sink.IsField)
+	chain, err := a.registry.NewChain(cfg.Transforms, sink.IsField, cfg.TransformOpts)
 	if err != nil {
 		return &usageError{err}
 	}

@@ -47,7 +47,7 @@ func testConfig(t *testing.T, urls []string, out io.Writer) Config {
 	fo.RetryDelay = time.Millisecond
 	fo.Timeout = 10 * time.Second
 	sp, _ := transform.ParseSpec("title")
-	chain, err := transform.Builtin().NewChain([]transform.Spec{sp}, sink.IsField)
+	chain, err := transform.Builtin().NewChain([]transform.Spec{sp}, sink.IsField, transform.DefaultOptions())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/trawl-dev/trawl/record"
 )
@@ -24,19 +25,32 @@ type Transform interface {
 	Keys(key string) []string
 	// Apply computes one value per key, in the order Keys gives. A nil
 	// value means "nothing found" and is written as null.
-	Apply(ctx context.Context, r *record.Record) ([]any, error)
+	Apply(ctx context.Context, in *Input) ([]any, error)
 }
 
 // Func adapts a function computing a single value into a Transform.
-type Func func(ctx context.Context, r *record.Record) (any, error)
+type Func func(ctx context.Context, in *Input) (any, error)
 
 // Keys returns just key.
 func (f Func) Keys(key string) []string { return []string{key} }
 
 // Apply calls f.
-func (f Func) Apply(ctx context.Context, r *record.Record) ([]any, error) {
-	v, err := f(ctx, r)
+func (f Func) Apply(ctx context.Context, in *Input) ([]any, error) {
+	v, err := f(ctx, in)
 	return []any{v}, err
+}
+
+// Options are the run-wide settings transforms are built with.
+type Options struct {
+	// ExecTimeout bounds one run of an exec command or a jq program.
+	ExecTimeout time.Duration
+	// MaxOutput caps what an exec command may write to its stdout.
+	MaxOutput int64
+}
+
+// DefaultOptions are the settings used when none are given.
+func DefaultOptions() Options {
+	return Options{ExecTimeout: 30 * time.Second, MaxOutput: 10 << 20}
 }
 
 // ArgPolicy says whether a transform takes an argument.
@@ -59,9 +73,14 @@ type Info struct {
 	Example string
 	// Arg says whether NAME=ARG is required, allowed or refused.
 	Arg ArgPolicy
+	// Reads says what the transform works on, for the listing: "response"
+	// or "text" (the previous output when it is a string, else the body).
+	Reads string
 	// New builds the transform for an argument (empty when none was given).
-	// It is called once per run, so expensive preparation belongs here.
-	New func(arg string) (Transform, error)
+	// It is called once per run, so expensive preparation (compiling a
+	// pattern, a selector, a jq program) belongs here and its errors are
+	// reported before anything is fetched.
+	New func(arg string, opts Options) (Transform, error)
 }
 
 // Registry maps names to transforms.
@@ -155,7 +174,7 @@ type step struct {
 
 // NewChain builds the transforms named by specs. reserved reports keys the
 // record already uses for its fixed fields, which transforms may not take.
-func (reg *Registry) NewChain(specs []Spec, reserved func(string) bool) (*Chain, error) {
+func (reg *Registry) NewChain(specs []Spec, reserved func(string) bool, opts Options) (*Chain, error) {
 	c := &Chain{}
 	owner := make(map[string]string)
 	for _, sp := range specs {
@@ -169,7 +188,7 @@ func (reg *Registry) NewChain(specs []Spec, reserved func(string) bool) (*Chain,
 		case info.Arg == RequiredArg && !sp.HasArg:
 			return nil, fmt.Errorf("transform %q needs an argument, e.g. -x %s", sp.Name, info.Example)
 		}
-		t, err := info.New(sp.Arg)
+		t, err := info.New(sp.Arg, opts)
 		if err != nil {
 			return nil, fmt.Errorf("transform %s: %w", sp.Name, err)
 		}
@@ -210,31 +229,33 @@ func (c *Chain) Apply(ctx context.Context, r *record.Record) {
 	if !Runs(r) {
 		return
 	}
+	in := NewInput(r)
 	for _, s := range c.steps {
-		vals, err := safeApply(ctx, s.t, r)
+		vals, err := safeApply(ctx, s.t, in)
+		if err == nil && len(vals) != s.n {
+			err = fmt.Errorf("produced %d values for %d keys", len(vals), s.n)
+		}
 		if err != nil {
 			kind := record.KindTransform
-			if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 				kind = record.KindCanceled
 			}
 			r.Fail(kind, fmt.Errorf("transform %s: %w", s.key, err))
-			continue
-		}
-		if len(vals) != s.n {
-			r.Fail(record.KindTransform, fmt.Errorf("transform %s: produced %d values for %d keys", s.key, len(vals), s.n))
+			in.setPrevious(nil, false)
 			continue
 		}
 		copy(r.Values[s.first:s.first+s.n], vals)
+		in.setPrevious(vals[0], true)
 	}
 }
 
 // safeApply turns a panic in a transform into an error on its record: one
 // pathological body must not take the whole run down.
-func safeApply(ctx context.Context, t Transform, r *record.Record) (vals []any, err error) {
+func safeApply(ctx context.Context, t Transform, in *Input) (vals []any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			vals, err = nil, fmt.Errorf("internal error: %v", p)
 		}
 	}()
-	return t.Apply(ctx, r)
+	return t.Apply(ctx, in)
 }

@@ -14,7 +14,7 @@ import (
 
 func fixture(t *testing.T, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile("testdata/" + name)
+	b, err := os.ReadFile("../testdata/pages/" + name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func chain(t *testing.T, args ...string) *Chain {
 		}
 		specs = append(specs, sp)
 	}
-	c, err := Builtin().NewChain(specs, func(k string) bool { return k == "url" })
+	c, err := Builtin().NewChain(specs, func(k string) bool { return k == "url" }, DefaultOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestTitle(t *testing.T) {
 		{"garbage content type", response("%%%", []byte("<title>x</title>")), nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := title(t.Context(), tc.r)
+			got, err := title(t.Context(), NewInput(tc.r))
 			if err != nil || got != tc.want {
 				t.Fatalf("title = %#v, %v; want %#v", got, err, tc.want)
 			}
@@ -135,7 +135,7 @@ func TestNewChainErrors(t *testing.T) {
 		{[]Spec{{Key: "url", Name: "title"}}, "already has that field"},
 		{[]Spec{{Key: "b", Name: "body"}, {Key: "b_encoding", Name: "sha256"}}, "both write"},
 	} {
-		_, err := reg.NewChain(tc.specs, reserved)
+		_, err := reg.NewChain(tc.specs, reserved, DefaultOptions())
 		if err == nil || !strings.Contains(err.Error(), tc.has) {
 			t.Errorf("NewChain(%+v) = %v, want error containing %q", tc.specs, err, tc.has)
 		}
@@ -144,10 +144,10 @@ func TestNewChainErrors(t *testing.T) {
 
 func TestRequiredArgument(t *testing.T) {
 	reg := NewRegistry()
-	if err := reg.Register(Info{Name: "need", Arg: RequiredArg, Example: "need=x", New: func(string) (Transform, error) { return Func(sha256Hex), nil }}); err != nil {
+	if err := reg.Register(Info{Name: "need", Arg: RequiredArg, Example: "need=x", New: plain(sha256Hex)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := reg.NewChain([]Spec{{Key: "need", Name: "need"}}, nil); err == nil || !strings.Contains(err.Error(), "need=x") {
+	if _, err := reg.NewChain([]Spec{{Key: "need", Name: "need"}}, nil, DefaultOptions()); err == nil || !strings.Contains(err.Error(), "need=x") {
 		t.Fatalf("missing argument error = %v", err)
 	}
 	if err := reg.Register(Info{Name: "need"}); err == nil {
@@ -176,7 +176,7 @@ func TestChainSkipsFailedFetchesButRunsOnErrorPages(t *testing.T) {
 type failing struct{ panics bool }
 
 func (failing) Keys(k string) []string { return []string{k} }
-func (f failing) Apply(context.Context, *record.Record) ([]any, error) {
+func (f failing) Apply(context.Context, *Input) ([]any, error) {
 	if f.panics {
 		panic("boom")
 	}
@@ -186,8 +186,8 @@ func (f failing) Apply(context.Context, *record.Record) ([]any, error) {
 func TestFailingTransformMarksRecord(t *testing.T) {
 	for _, panics := range []bool{false, true} {
 		reg := Builtin()
-		reg.Register(Info{Name: "bad", New: func(string) (Transform, error) { return failing{panics: panics}, nil }})
-		c, err := reg.NewChain([]Spec{{Key: "bad", Name: "bad"}, {Key: "sha256", Name: "sha256"}}, nil)
+		reg.Register(Info{Name: "bad", New: func(string, Options) (Transform, error) { return failing{panics: panics}, nil }})
+		c, err := reg.NewChain([]Spec{{Key: "bad", Name: "bad"}, {Key: "sha256", Name: "sha256"}}, nil, DefaultOptions())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -214,5 +214,19 @@ func TestListIsSortedAndDocumented(t *testing.T) {
 		if info.Summary == "" || info.Example == "" {
 			t.Errorf("%s lacks help or example", info.Name)
 		}
+	}
+}
+
+func TestCollapser(t *testing.T) {
+	var c collapser
+	c.WriteString("  héllo \t\n wörld\u00a0\u3000again")
+	c.Space()
+	c.WriteString("x")
+	c.Space()
+	if got := c.String(); got != "héllo wörld again x" {
+		t.Fatalf("collapsed = %q", got)
+	}
+	if got := collapse("  a \n b  "); got != "a b" {
+		t.Fatalf("collapse = %q", got)
 	}
 }
