@@ -229,6 +229,18 @@ type Config struct {
 	TransformOpts  transform.Options
 	MaxFailures    stats.Tolerance
 	Grace          time.Duration
+	FlushEvery     time.Duration
+	Atomic         bool
+	OutputDir      string
+	NameTemplate   sink.Template
+	Resume         bool
+	ResumeOptions  sink.ResumeOptions
+	Deadline       time.Duration
+	LockFile       string
+	StatsFile      string
+	MetricsFile    string
+	LogFile        string
+	LogFormat      string
 	// TransformsFromDefault is true when no layer named any transform.
 	TransformsFromDefault bool
 	// MaxFailuresFromDefault is true when no layer set a failure tolerance.
@@ -379,7 +391,7 @@ func (s *settings) resolve(inputs []string, registry *transform.Registry) (*Conf
 	if p.err == nil {
 		// Building the chain once here turns an unknown transform or a bad
 		// argument into a usage error before anything is fetched.
-		if _, err := registry.NewChain(c.Transforms, sink.IsField, c.TransformOpts); err != nil {
+		if _, err := registry.NewChain(c.Transforms, sink.Layout{Files: p.str(optOutputDir) != ""}.Reserved, c.TransformOpts); err != nil {
 			p.fail(optTransform, err)
 		}
 	}
@@ -391,8 +403,51 @@ func (s *settings) resolve(inputs []string, registry *transform.Registry) (*Conf
 	}
 	c.MaxFailuresFromDefault = s.byName[optMaxFailures].from.layer == "default"
 	c.Grace = p.duration(optShutdownGrace, false)
+	c.FlushEvery = p.duration(optFlushInterval, true)
+	c.Atomic = p.boolean(optAtomic)
+
+	c.OutputDir = p.str(optOutputDir)
+	if tmpl, err := sink.ParseTemplate(p.str(optName)); err != nil {
+		p.fail(optName, err)
+	} else {
+		c.NameTemplate = tmpl
+	}
+	c.Fetch.MaxFileSize = p.size(optMaxFileSize)
+	c.Resume = p.boolean(optResume)
+	c.ResumeOptions.RetryFailed = p.boolean(optResumeRetryFailed)
+	c.Deadline = p.duration(optDeadline, false)
+	c.LockFile = p.str(optLock)
+	c.StatsFile = p.str(optStatsFile)
+	c.MetricsFile = p.str(optMetricsFile)
+	c.LogFile = p.str(optLogFile)
+	c.LogFormat = p.oneOf(optLogFormat, "text", "json")
+	if p.err == nil {
+		p.err = s.combinations(c)
+	}
 	if p.err != nil {
 		return nil, p.err
 	}
 	return c, nil
+}
+
+// combinations rejects settings that make sense alone but not together.
+func (s *settings) combinations(c *Config) error {
+	toStdout := c.Output == "" || c.Output == "-"
+	// set reports a value other than the default, wherever it came from.
+	set := func(name string) bool { st := s.byName[name]; return st.text != st.opt.def }
+	switch {
+	case c.Atomic && toStdout:
+		return usageErrorf("--atomic needs an output file (-o FILE)")
+	case c.Resume && toStdout:
+		return usageErrorf("--resume needs the output file to continue (-o FILE)")
+	case c.Resume && c.Format != sink.JSONL:
+		return usageErrorf("--resume works with -f jsonl only")
+	case c.Resume && c.Atomic:
+		return usageErrorf("--resume and --atomic cannot be combined: --resume appends to -o FILE as it goes, --atomic replaces it at the end")
+	case c.ResumeOptions.RetryFailed && !c.Resume:
+		return usageErrorf("--resume-retry-failed only applies with --resume")
+	case c.OutputDir == "" && (set(optName) || set(optMaxFileSize)):
+		return usageErrorf("--name and --max-file-size apply to saved files: add --output-dir DIR")
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"syscall"
+	"time"
 )
 
 // Exit codes, documented in --help and the README.
@@ -17,6 +18,11 @@ const (
 	ExitUsage = 2
 	// ExitSomeFailed: the run completed but more URLs failed than tolerated.
 	ExitSomeFailed = 3
+	// ExitLocked: another trawl holds the --lock file; nothing was done.
+	ExitLocked = 4
+	// ExitIncomplete: --deadline stopped the run before the end of the
+	// input; --resume finishes it.
+	ExitIncomplete = 5
 	// ExitInterrupted and ExitTerminated: stopped by SIGINT or SIGTERM,
 	// after writing and flushing every record produced.
 	ExitInterrupted = 130
@@ -28,6 +34,8 @@ const exitCodesHelp = `Exit status:
   1    trawl itself failed (e.g. the output could not be written)
   2    usage or configuration error; nothing was fetched
   3    the run completed, but more URLs failed than --max-failures allows
+  4    another trawl holds the --lock file; nothing was done
+  5    --deadline stopped the run before the end of the input (--resume finishes it)
   130  interrupted by SIGINT (143: SIGTERM); records so far are written`
 
 // usageError marks errors in flags, config or arguments (exit status 2).
@@ -59,6 +67,11 @@ func (i interrupted) code() int {
 	}
 	return ExitInterrupted
 }
+
+// deadlineReached is the cancellation cause when --deadline stops the run.
+type deadlineReached struct{ after time.Duration }
+
+func (d deadlineReached) Error() string { return fmt.Sprintf("the --deadline of %s was reached", d.after) }
 
 // exitCode maps an error returned by a command to the process status.
 func exitCode(err error) int {

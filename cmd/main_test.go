@@ -37,6 +37,12 @@ func TestScripts(t *testing.T) {
 			srv := httptest.NewServer(newTestHandler())
 			env.Defer(srv.Close)
 			env.Setenv("SRV", srv.URL)
+			env.Setenv("SRVPORT", srv.URL[strings.LastIndexByte(srv.URL, ':')+1:])
+			pages, err := filepath.Abs(filepath.Join("..", "testdata", "pages"))
+			if err != nil {
+				return err
+			}
+			env.Setenv("PAGES", pages)
 			// Keep any config of the machine running the tests out of the way.
 			env.Setenv("XDG_CONFIG_HOME", filepath.Join(env.WorkDir, ".config"))
 			return nil

@@ -78,6 +78,19 @@ const (
 	optQuiet                = "quiet"
 	optMaxFailures          = "max-failures"
 	optShutdownGrace        = "shutdown-grace"
+	optFlushInterval        = "flush-interval"
+	optAtomic               = "atomic"
+	optOutputDir            = "output-dir"
+	optName                 = "name"
+	optMaxFileSize          = "max-file-size"
+	optResume               = "resume"
+	optResumeRetryFailed    = "resume-retry-failed"
+	optDeadline             = "deadline"
+	optLock                 = "lock"
+	optStatsFile            = "stats-file"
+	optMetricsFile          = "metrics-file"
+	optLogFile              = "log-file"
+	optLogFormat            = "log-format"
 )
 
 // optionTable lists every setting in the order --help and `trawl config`
@@ -88,9 +101,15 @@ func optionTable(version string) []option {
 		{optFormat, "f", kindString, "jsonl", "record `format`: jsonl or csv", "Output"},
 		{optProgress, "", kindString, "auto", "progress bar on stderr: auto (when stderr is a terminal), always or never", "Output"},
 		{optQuiet, "q", kindBool, "false", "no progress bar and no summary", "Output"},
+		{optFlushInterval, "", kindDuration, "1s", "longest time a record waits in the output buffer", "Output"},
+		{optAtomic, "", kindBool, "false", "write -o FILE under a temporary name and rename it into place only when the run completes", "Output"},
+
+		{optOutputDir, "", kindString, "", "save every successful body as a file in this `directory`", "Files"},
+		{optName, "", kindString, "{host}/{path}", "file name `template` under --output-dir: {host}, {path}, {index}, {sha256}, {ext}", "Files"},
+		{optMaxFileSize, "", kindSize, "0", "do not save bodies larger than this (0 = no limit)", "Files"},
 
 		{optFetchConcurrency, "c", kindInt, "32", "requests in flight at once", "Concurrency"},
-		{optTransformConcurrency, "", kindInt, strconv.Itoa(runtime.NumCPU()), "records transformed at once (the default is the number of CPUs)", "Concurrency"},
+		{optTransformConcurrency, "", kindInt, strconv.Itoa(runtime.NumCPU()), "records transformed at once; defaults to the number of CPUs", "Concurrency"},
 		{optFetchOrder, "", kindString, "input", "fetch stage output `order`: input or completion", "Concurrency"},
 		{optTransformOrder, "", kindString, "input", "transform stage output `order`: input or completion", "Concurrency"},
 		{optUnordered, "", kindBool, "false", "both stages in completion order (records leave as they finish)", "Concurrency"},
@@ -105,7 +124,7 @@ func optionTable(version string) []option {
 		{optHeader, "H", kindList, "", "extra request header \"Name: value\" (repeatable)", "HTTP"},
 		{optUserAgent, "A", kindString, "trawl/" + version, "User-Agent header", "HTTP"},
 		{optMethod, "X", kindString, "GET", "request `method`: GET or HEAD", "HTTP"},
-		{optMaxBody, "", kindSize, "10MiB", "keep at most this much of each body; longer bodies are cut and marked truncated", "HTTP"},
+		{optMaxBody, "", kindSize, "10MiB", "keep at most this much of each body in memory; a longer body is cut there and marked truncated", "HTTP"},
 		{optAccept, "", kindString, "200-399", "statuses that count as success, e.g. 200-299,304", "HTTP"},
 
 		{optTransform, "x", kindList, "", "add a transform [KEY:]NAME[=ARG] (repeatable; see 'trawl transforms')", "Transforms"},
@@ -113,6 +132,14 @@ func optionTable(version string) []option {
 
 		{optMaxFailures, "", kindString, "0", "failed URLs tolerated before exiting with status 3: a count or a percentage like 5% (default 0)", "Run"},
 		{optShutdownGrace, "", kindDuration, "5s", "after an interrupt, how long in-flight requests may finish before being cancelled", "Run"},
+		{optResume, "", kindBool, "false", "continue an interrupted run: keep the records already in -o FILE, fetch the rest and append", "Run"},
+		{optResumeRetryFailed, "", kindBool, "false", "with --resume, also fetch again URLs that failed permanently (4xx, invalid, TLS)", "Run"},
+		{optDeadline, "", kindDuration, "0", "stop starting new URLs in time to end within this long, and exit 5 (0 = no deadline)", "Run"},
+		{optLock, "", kindString, "", "hold an exclusive lock on this `file` for the run; exit 4 at once if another trawl holds it", "Run"},
+		{optStatsFile, "", kindString, "", "write a JSON summary of the run to this `file` at the end (also when interrupted)", "Run"},
+		{optMetricsFile, "", kindString, "", "write the run's figures in Prometheus text format to this `file` (for node_exporter)", "Run"},
+		{optLogFile, "", kindString, "", "append run events and every failed URL to this `file`", "Run"},
+		{optLogFormat, "", kindString, "text", "--log-file `format`: text or json", "Run"},
 	}
 }
 

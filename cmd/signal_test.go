@@ -98,7 +98,8 @@ func TestSignalStopsGracefully(t *testing.T) {
 			srv, started := hangServer(t)
 			list := writeList(t, srv.URL, 5, 200)
 			out := filepath.Join(t.TempDir(), "out.jsonl")
-			c := exec.Command("trawl", "-c", "4", "--shutdown-grace", "100ms", "--progress", "never", list, "-o", out)
+			statsFile := filepath.Join(t.TempDir(), "stats.json")
+			c := exec.Command("trawl", "-c", "4", "--shutdown-grace", "100ms", "--progress", "never", list, "-o", out, "--stats-file", statsFile)
 			var stderr strings.Builder
 			c.Stderr = &stderr
 			if err := c.Start(); err != nil {
@@ -143,6 +144,18 @@ func TestSignalStopsGracefully(t *testing.T) {
 			if !strings.Contains(stderr.String(), fmt.Sprintf("trawl: %d URLs in", len(lines))) {
 				t.Errorf("summary missing or wrong:\n%s", stderr.String())
 			}
+			var report struct {
+				Outcome  string `json:"outcome"`
+				ExitCode int    `json:"exit_code"`
+				URLs     int    `json:"urls"`
+			}
+			data, err = os.ReadFile(statsFile)
+			if err != nil || json.Unmarshal(data, &report) != nil {
+				t.Fatalf("stats file after the interrupt: %v\n%s", err, data)
+			}
+			if report.Outcome != "interrupted" || report.ExitCode != tc.code || report.URLs != len(lines) {
+				t.Errorf("stats file says %+v", report)
+			}
 		})
 	}
 }
@@ -183,5 +196,41 @@ func TestSecondSignalQuitsAtOnce(t *testing.T) {
 	ws, ok := st.Sys().(syscall.WaitStatus)
 	if !ok || !(ws.Signaled() && ws.Signal() == syscall.SIGINT) && st.ExitCode() != ExitInterrupted {
 		t.Fatalf("after a second interrupt: %v", st)
+	}
+}
+
+// TestLockKeepsSecondRunOut starts two runs on one --lock file: the second
+// exits 4 at once without fetching, and the lock is free again after the
+// first one ends.
+func TestLockKeepsSecondRunOut(t *testing.T) {
+	srv, started := hangServer(t)
+	dir := t.TempDir()
+	lock := filepath.Join(dir, "job.lock")
+	first := exec.Command("trawl", "-q", "--lock", lock, "--shutdown-grace", "10ms", "-c", "1", writeList(t, srv.URL, 0, 5), "-o", filepath.Join(dir, "a.jsonl"))
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitN(t, started, 1) // the lock is taken before anything is fetched
+
+	second := exec.Command("trawl", "-q", "--lock", lock, writeList(t, srv.URL, 3, 0), "-o", filepath.Join(dir, "b.jsonl"))
+	var stderr strings.Builder
+	second.Stderr = &stderr
+	second.Start()
+	st := waitExit(t, second, 20*time.Second)
+	if st.ExitCode() != ExitLocked {
+		t.Fatalf("second run exited %d, want %d; stderr:\n%s", st.ExitCode(), ExitLocked, stderr.String())
+	}
+	if want := fmt.Sprintf("another process holds the lock (process %d); not starting", first.Process.Pid); !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr %q lacks %q", stderr.String(), want)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "b.jsonl")); !os.IsNotExist(err) {
+		t.Error("the locked-out run created its output")
+	}
+
+	first.Process.Signal(os.Interrupt)
+	waitExit(t, first, 20*time.Second)
+	third := exec.Command("trawl", "-q", "--lock", lock, writeList(t, srv.URL, 3, 0), "-o", filepath.Join(dir, "c.jsonl"))
+	if out, err := third.CombinedOutput(); err != nil {
+		t.Fatalf("run after the lock was released: %v\n%s", err, out)
 	}
 }

@@ -63,6 +63,16 @@ func (e *BodyError) Error() string { return "reading body: " + e.Err.Error() }
 // Unwrap returns the underlying read error.
 func (e *BodyError) Unwrap() error { return e.Err }
 
+// SaveError reports that a body could not be saved to a file.
+type SaveError struct {
+	Err error
+}
+
+func (e *SaveError) Error() string { return "cannot save body: " + e.Err.Error() }
+
+// Unwrap returns the underlying error.
+func (e *SaveError) Unwrap() error { return e.Err }
+
 // timeoutError replaces the bare "context deadline exceeded" with a message
 // that names the setting responsible.
 type timeoutError struct {
@@ -86,6 +96,7 @@ func classify(parent context.Context, err error) record.Kind {
 		badRedir *BadRedirectError
 		status   *StatusError
 		bodyErr  *BodyError
+		saveErr  *SaveError
 		dnsErr   *net.DNSError
 	)
 	switch {
@@ -95,6 +106,8 @@ func classify(parent context.Context, err error) record.Kind {
 		return record.KindInvalidURL
 	case errors.As(err, &status):
 		return record.KindHTTPStatus
+	case errors.As(err, &saveErr):
+		return record.KindSave
 	case errors.As(err, &dnsErr):
 		return record.KindDNS
 	case isTimeout(err):

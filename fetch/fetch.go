@@ -7,11 +7,9 @@
 package fetch
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -45,8 +43,18 @@ type Options struct {
 	Header http.Header
 	// UserAgent is sent unless Header sets one.
 	UserAgent string
-	// MaxBody caps how many body bytes are kept; longer bodies are cut.
+	// MaxBody caps how many body bytes are kept in memory (for transforms);
+	// longer bodies are cut there. Without a Store, reading stops there too.
 	MaxBody int64
+	// DiscardBody drops the body instead of keeping it in the record, for
+	// runs where nothing reads it; bytes are still counted.
+	DiscardBody bool
+	// Store, when set, receives every body whose status is accepted, as it
+	// arrives, so that bodies of any size are saved with flat memory use.
+	Store BodyStore
+	// MaxFileSize caps a saved body; 0 means no cap. A longer body is not
+	// saved at all (a cut file would look complete).
+	MaxFileSize int64
 	// Accept is the set of statuses that count as success.
 	Accept StatusSet
 }
@@ -208,22 +216,32 @@ func (c *Client) attempt(ctx context.Context, r *record.Record) attemptResult {
 	r.ContentType = resp.Header.Get("Content-Type")
 	r.Header = resp.Header
 	r.Body, r.Bytes, r.Truncated = nil, 0, false
+	r.File, r.FileSHA256 = "", ""
 
-	body, truncated, err := readBody(resp, c.opts.MaxBody)
-	r.Body, r.Bytes, r.Truncated = body, int64(len(body)), truncated
-	if err != nil {
-		if isTimeout(err) && ctx.Err() == nil {
-			err = &timeoutError{what: fmt.Sprintf("reading body: no complete response within %s (--timeout)", c.opts.Timeout), err: err}
-		} else {
-			err = &BodyError{Err: err}
+	accepted := c.opts.Accept.Contains(resp.StatusCode)
+	var file BodyFile
+	if accepted && c.opts.Store != nil && req.Method != http.MethodHead {
+		if file, err = c.opts.Store.Create(r); err != nil {
+			return attemptResult{err: &SaveError{Err: err}}
 		}
-		return attemptResult{err: err, retryable: true}
+	}
+	res := c.readBody(resp, file, r)
+	if res.err != nil {
+		if file != nil {
+			file.Abort()
+		}
+		return res
+	}
+	if file != nil {
+		if err := file.Commit(r); err != nil {
+			return attemptResult{err: &SaveError{Err: err}}
+		}
 	}
 
-	if c.opts.Accept.Contains(resp.StatusCode) {
+	if accepted {
 		return attemptResult{}
 	}
-	res := attemptResult{
+	res = attemptResult{
 		err:       &StatusError{Code: resp.StatusCode, Reason: "HTTP " + resp.Status},
 		retryable: retryableStatus(resp.StatusCode),
 	}
@@ -253,25 +271,4 @@ func (c *Client) requestFailed(ctx context.Context, err error) attemptResult {
 		return attemptResult{err: describe(err)}
 	}
 	return attemptResult{err: describe(err), retryable: true}
-}
-
-// readBody reads at most limit bytes of the body. A longer body is cut and
-// reported as truncated; its connection is then closed rather than drained,
-// since draining an arbitrarily long body would defeat the cap.
-func readBody(resp *http.Response, limit int64) ([]byte, bool, error) {
-	if resp.Request.Method == http.MethodHead {
-		return nil, false, nil
-	}
-	var buf bytes.Buffer
-	if n := resp.ContentLength; n > 0 {
-		buf.Grow(int(min(n, limit) + 1))
-	}
-	n, err := io.Copy(&buf, io.LimitReader(resp.Body, limit+1))
-	if err != nil {
-		return buf.Bytes(), false, err
-	}
-	if n > limit {
-		return buf.Bytes()[:limit], true, nil
-	}
-	return buf.Bytes(), false, nil
 }

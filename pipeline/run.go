@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"sync"
 	"time"
@@ -10,7 +11,6 @@ import (
 	"github.com/trawl-dev/trawl/record"
 	"github.com/trawl-dev/trawl/sink"
 	"github.com/trawl-dev/trawl/source"
-	"github.com/trawl-dev/trawl/stats"
 	"github.com/trawl-dev/trawl/transform"
 )
 
@@ -25,49 +25,92 @@ type Config struct {
 	TransformStage Options
 	// Transforms is the chain applied to each response; it may be empty.
 	Transforms *transform.Chain
-	// Format and Output choose the encoding and the file ("" or "-" for Stdout).
-	Format sink.Format
-	Output string
-	Stdout io.Writer
+	// Format and Output choose the encoding and the file ("" or "-" for
+	// Stdout); OutputOptions asks for appending or an atomic replacement.
+	Format        sink.Format
+	Output        string
+	OutputOptions sink.OutputOptions
+	Stdout        io.Writer
+	// OutputDir, when set, is where bodies are saved, named by NameTemplate.
+	OutputDir    string
+	NameTemplate sink.Template
+	// Resume, when set, lists what an earlier run already did: those URLs
+	// are skipped, and the output is appended to.
+	Resume *sink.Resume
 	// FlushEvery bounds how long a record may stay in the output buffer.
 	FlushEvery time.Duration
 	// Grace is how long in-flight requests may continue after a stop.
 	Grace time.Duration
-	// Stats receives every record as it is written.
-	Stats *stats.Stats
+	// Observe, when set, is called with every record as it is written.
+	Observe func(*record.Record)
 }
+
+// Result describes how a run ended.
+type Result struct {
+	// Complete is true when every input line was processed: the run was
+	// not stopped early and trawl did not fail.
+	Complete bool
+}
+
+// storeAdapter lets a sink.Dir serve as fetch's BodyStore; the two packages
+// do not know each other.
+type storeAdapter struct{ dir *sink.Dir }
+
+func (s storeAdapter) Create(r *record.Record) (fetch.BodyFile, error) { return s.dir.Create(r) }
 
 // Run streams the input through fetch and transform into the output.
 //
 // Cancelling ctx is a graceful stop: no more input is read, in-flight
 // requests get cfg.Grace to finish before being cancelled (their records
 // then say "canceled"), and every record produced is written and flushed.
-// Run returns nil in that case; the caller knows why it stopped.
+// Run returns no error in that case, and a Result that says the run is not
+// complete.
 //
-// Run returns an error only when trawl itself fails: the output cannot be
-// created or written, or the input cannot be read.
-func Run(ctx context.Context, cfg Config) (err error) {
-	out, err := sink.Create(cfg.Output, cfg.Stdout)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := out.Close(); cerr != nil && err == nil {
-			err = cerr
-		}
-	}()
-	client, err := fetch.New(cfg.Fetch)
-	if err != nil {
-		return err
-	}
-	defer client.Close()
+// Run returns an error only when trawl itself fails (the output cannot be
+// created or written, the input cannot be read) or when the input does not
+// match the output being resumed.
+func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	chain := cfg.Transforms
 	if chain == nil {
 		chain = &transform.Chain{}
 	}
-	enc, err := sink.NewEncoder(cfg.Format, out, chain.Columns())
+	layout := sink.Layout{Files: cfg.OutputDir != "", Columns: chain.Columns()}
+	outOpts := cfg.OutputOptions
+	if cfg.Resume != nil {
+		outOpts.Append = true
+	}
+	fo := cfg.Fetch
+	fo.DiscardBody = chain.Len() == 0 // nothing will read the bodies
+	if cfg.OutputDir != "" {
+		// Opened first, so that -o DIR/index.jsonl works in a new DIR.
+		dir, err := sink.OpenDir(cfg.OutputDir, cfg.NameTemplate)
+		if err != nil {
+			return res, err
+		}
+		defer dir.Close()
+		fo.Store = storeAdapter{dir}
+	}
+	out, err := sink.Create(cfg.Output, cfg.Stdout, outOpts)
 	if err != nil {
-		return err
+		return res, err
+	}
+	defer func() {
+		if cerr := out.Close(err == nil && res.Complete); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	client, err := fetch.New(fo)
+	if err != nil {
+		return res, err
+	}
+	defer client.Close()
+	enc, err := sink.NewEncoder(cfg.Format, out, layout)
+	if err != nil {
+		return res, err
+	}
+	input := cfg.Input
+	if cfg.Resume != nil {
+		input.Skip = func(r *record.Record) (bool, error) { return cfg.Resume.Done(r.Index, r.URL) }
 	}
 
 	// abortCtx tears everything down at once when trawl itself fails.
@@ -97,24 +140,20 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		}
 	}()
 
-	records, readErr := source.Read(sourceCtx, cfg.Input)
-	noTransforms := chain.Len() == 0
+	records, readErr := source.Read(sourceCtx, input)
 	fetched := Map(abortCtx, workCtx, records, cfg.FetchStage, func(ctx context.Context, r *record.Record) *record.Record {
 		client.Fetch(ctx, r)
-		if noTransforms {
-			r.Body, r.Header = nil, nil // nothing will read them; free them early
-		}
 		return r
 	})
 	transformed := Map(abortCtx, workCtx, fetched, cfg.TransformStage, func(ctx context.Context, r *record.Record) *record.Record {
 		chain.Apply(ctx, r)
-		r.Body, r.Header = nil, nil
+		r.Body, r.Header = nil, nil // written records need neither
 		return r
 	})
 
-	observe := func(*record.Record) {}
-	if cfg.Stats != nil {
-		observe = cfg.Stats.Observe
+	observe := cfg.Observe
+	if observe == nil {
+		observe = func(*record.Record) {}
 	}
 	sinkErr := sink.Run(abortCtx, transformed, enc, out, sink.Options{FlushEvery: cfg.FlushEvery, Observe: observe})
 	if sinkErr != nil {
@@ -122,12 +161,19 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		// Wait for the stages to wind down so no goroutine outlives Run.
 		for range transformed {
 		}
-		return sinkErr
+		return res, sinkErr
 	}
 	select {
 	case err := <-readErr:
-		return err
+		return res, err
 	default:
-		return nil
 	}
+	if ctx.Err() != nil {
+		return res, nil
+	}
+	if cfg.Resume != nil && cfg.Resume.Unmatched() > 0 {
+		return res, fmt.Errorf("%w: the output has %d records for lines the input no longer has", sink.ErrInputChanged, cfg.Resume.Unmatched())
+	}
+	res.Complete = true
+	return res, nil
 }

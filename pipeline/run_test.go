@@ -60,8 +60,14 @@ func testConfig(t *testing.T, urls []string, out io.Writer) Config {
 		Format:         sink.JSONL,
 		Stdout:         out,
 		Grace:          time.Second,
-		Stats:          stats.New(time.Now()),
 	}
+}
+
+// withStats attaches fresh stats to cfg.
+func withStats(cfg *Config) *stats.Stats {
+	st := stats.New(time.Now())
+	cfg.Observe = st.Observe
+	return st
 }
 
 type line struct {
@@ -116,9 +122,10 @@ func TestRunEveryLineOneRecord(t *testing.T) {
 		t.Run(order.String(), func(t *testing.T) {
 			var buf lockedBuffer
 			cfg := testConfig(t, urls, &buf)
+			st := withStats(&cfg)
 			cfg.FetchStage.Order, cfg.TransformStage.Order = order, order
-			if err := Run(t.Context(), cfg); err != nil {
-				t.Fatal(err)
+			if res, err := Run(t.Context(), cfg); err != nil || !res.Complete {
+				t.Fatal(res, err)
 			}
 			lines := parseLines(t, buf.String())
 			if len(lines) != len(urls) {
@@ -155,7 +162,7 @@ func TestRunEveryLineOneRecord(t *testing.T) {
 			if order == InputOrder && !inOrder {
 				t.Fatal("input order mode wrote records out of order")
 			}
-			snap := cfg.Stats.Snapshot(time.Now())
+			snap := st.Snapshot(time.Now())
 			if snap.Records != int64(len(urls)) || snap.Failed != 4+20 {
 				t.Fatalf("stats: %d records, %d failed", snap.Records, snap.Failed)
 			}
@@ -185,7 +192,13 @@ func TestRunGracefulStop(t *testing.T) {
 	cfg.Grace = 20 * time.Millisecond
 	ctx, stop := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, cfg) }()
+	go func() {
+		res, err := Run(ctx, cfg)
+		if err == nil && res.Complete {
+			err = errors.New("a stopped run reported itself complete")
+		}
+		done <- err
+	}()
 	<-allStarted
 	stop()
 	select {
@@ -225,7 +238,10 @@ func TestRunOutputFailureStopsTheRun(t *testing.T) {
 	cfg := testConfig(t, urls, failingWriter{})
 	cfg.FlushEvery = time.Millisecond
 	done := make(chan error, 1)
-	go func() { done <- Run(t.Context(), cfg) }()
+	go func() {
+		_, err := Run(t.Context(), cfg)
+		done <- err
+	}()
 	select {
 	case err := <-done:
 		if err == nil || !strings.Contains(err.Error(), "no space left") {
@@ -242,7 +258,7 @@ func TestRunReportsUnwritableOutputBeforeFetching(t *testing.T) {
 	defer srv.Close()
 	cfg := testConfig(t, []string{srv.URL}, io.Discard)
 	cfg.Output = t.TempDir() + "/no/such/dir/out.jsonl"
-	err := Run(t.Context(), cfg)
+	_, err := Run(t.Context(), cfg)
 	if err == nil || !strings.Contains(err.Error(), "no such file or directory") {
 		t.Fatalf("err = %v", err)
 	}

@@ -26,6 +26,7 @@ const (
 	KindTooManyRedirects Kind = "too_many_redirects"
 	KindBody             Kind = "body"
 	KindTransform        Kind = "transform"
+	KindSave             Kind = "save"
 	KindCanceled         Kind = "canceled"
 )
 
@@ -33,7 +34,7 @@ const (
 func Kinds() []Kind {
 	return []Kind{
 		KindInvalidURL, KindDNS, KindConnect, KindTLS, KindTimeout, KindHTTPStatus,
-		KindTooManyRedirects, KindBody, KindTransform, KindCanceled,
+		KindTooManyRedirects, KindBody, KindTransform, KindSave, KindCanceled,
 	}
 }
 
@@ -54,10 +55,16 @@ type Record struct {
 	Proto string
 	// ContentType is the response's Content-Type header.
 	ContentType string
-	// Bytes is the number of body bytes read (at most the body cap).
+	// Bytes is the number of body bytes received. Reading stops at the body
+	// cap unless the body is being saved to a file.
 	Bytes int64
-	// Truncated reports that the body was longer than the cap and was cut.
+	// Truncated reports that the body was longer than the in-memory cap, so
+	// Body (and what transforms saw) holds only its beginning.
 	Truncated bool
+	// File is where the body was saved, relative to the output directory.
+	File string
+	// FileSHA256 is the hex SHA-256 of the saved file.
+	FileSHA256 string
 	// Attempts is the number of requests sent for this URL, retries included.
 	Attempts int
 	// Duration is the wall time spent fetching, retries and waits included.

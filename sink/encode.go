@@ -54,6 +54,64 @@ func IsField(name string) bool {
 	return false
 }
 
+// fileFields are added after the fixed fields when bodies are saved.
+func fileFields() []string { return []string{"file", "sha256"} }
+
+// Layout says which fields records have: the fixed ones, the file fields
+// when bodies are saved to a directory, then the transform outputs.
+type Layout struct {
+	// Files adds "file" (the saved body's path in the output directory)
+	// and "sha256" (its hash).
+	Files bool
+	// Columns are the transform output keys.
+	Columns []string
+}
+
+// Names returns every field name in output order.
+func (l Layout) Names() []string {
+	names := Fields()
+	if l.Files {
+		names = append(names, fileFields()...)
+	}
+	return append(names, l.Columns...)
+}
+
+// Reserved reports the names transforms may not use under this layout.
+func (l Layout) Reserved(name string) bool {
+	if IsField(name) {
+		return true
+	}
+	if l.Files {
+		for _, f := range fileFields() {
+			if f == name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// values appends r's values in the order of Names to dst.
+func (l Layout) values(dst []any, r *record.Record) []any {
+	fixed := fixedValues(r)
+	dst = append(dst, fixed[:]...)
+	if l.Files {
+		if r.File != "" {
+			dst = append(dst, r.File, r.FileSHA256)
+		} else {
+			dst = append(dst, nil, nil)
+		}
+	}
+	for i := range l.Columns {
+		var v any
+		if i < len(r.Values) {
+			v = r.Values[i]
+		}
+		dst = append(dst, v)
+	}
+	return dst
+}
+
 // Encoder turns records into bytes on an underlying writer.
 type Encoder interface {
 	// Encode writes one record.
@@ -62,14 +120,14 @@ type Encoder interface {
 	Flush() error
 }
 
-// NewEncoder returns an encoder for format writing to w; columns are the
-// transform output keys, appended after the fixed fields.
-func NewEncoder(format Format, w io.Writer, columns []string) (Encoder, error) {
+// NewEncoder returns an encoder for format writing to w, with the fields of
+// layout.
+func NewEncoder(format Format, w io.Writer, layout Layout) (Encoder, error) {
 	switch format {
 	case JSONL:
-		return newJSONL(w, columns), nil
+		return newJSONL(w, layout), nil
 	case CSV:
-		return newCSV(w, columns)
+		return newCSV(w, layout)
 	}
 	return nil, fmt.Errorf("unknown format %q", format)
 }
@@ -96,19 +154,21 @@ func fixedValues(r *record.Record) [len(fields)]any {
 
 type jsonlEncoder struct {
 	w       io.Writer
-	keys    [][]byte // pre-encoded `"key":` for fixed fields then columns
+	layout  Layout
+	keys    [][]byte // pre-encoded `"key":` for every field
+	vals    []any
 	buf     bytes.Buffer
 	scratch bytes.Buffer
 	enc     *json.Encoder
 }
 
-func newJSONL(w io.Writer, columns []string) *jsonlEncoder {
-	e := &jsonlEncoder{w: w}
+func newJSONL(w io.Writer, layout Layout) *jsonlEncoder {
+	e := &jsonlEncoder{w: w, layout: layout}
 	e.enc = json.NewEncoder(&e.scratch)
 	// Titles and bodies are full of <, > and &; escaping them buys nothing
 	// in a data file and makes it harder to read.
 	e.enc.SetEscapeHTML(false)
-	for _, k := range append(Fields(), columns...) {
+	for _, k := range layout.Names() {
 		b, _ := json.Marshal(k)
 		e.keys = append(e.keys, append(b, ':'))
 	}
@@ -118,27 +178,16 @@ func newJSONL(w io.Writer, columns []string) *jsonlEncoder {
 func (e *jsonlEncoder) Encode(r *record.Record) error {
 	e.buf.Reset()
 	e.buf.WriteByte('{')
-	fixed := fixedValues(r)
-	for i, v := range fixed {
-		if err := e.field(i, v); err != nil {
-			return err
-		}
-	}
-	for i := range len(e.keys) - len(fixed) {
-		var v any
-		if i < len(r.Values) {
-			v = r.Values[i]
-		}
-		if err := e.field(len(fixed)+i, v); err != nil {
-			return err
-		}
+	e.vals = e.layout.values(e.vals[:0], r)
+	for i, v := range e.vals {
+		e.field(i, v)
 	}
 	e.buf.WriteString("}\n")
 	_, err := e.w.Write(e.buf.Bytes())
 	return err
 }
 
-func (e *jsonlEncoder) field(i int, v any) error {
+func (e *jsonlEncoder) field(i int, v any) {
 	if i > 0 {
 		e.buf.WriteByte(',')
 	}
@@ -148,28 +197,27 @@ func (e *jsonlEncoder) field(i int, v any) error {
 		// A transform produced something JSON cannot hold (such as NaN);
 		// write null rather than a broken line.
 		e.buf.WriteString("null")
-		return nil
+		return
 	}
 	e.buf.Write(bytes.TrimSuffix(e.scratch.Bytes(), []byte("\n")))
-	return nil
 }
 
 func (e *jsonlEncoder) Flush() error { return nil }
 
 type csvEncoder struct {
 	w      *csv.Writer
-	fields int
+	layout Layout
+	vals   []any
 	row    []string
 	scrap  bytes.Buffer
 	enc    *json.Encoder
 }
 
-func newCSV(w io.Writer, columns []string) (*csvEncoder, error) {
-	e := &csvEncoder{w: csv.NewWriter(w)}
+func newCSV(w io.Writer, layout Layout) (*csvEncoder, error) {
+	e := &csvEncoder{w: csv.NewWriter(w), layout: layout}
 	e.enc = json.NewEncoder(&e.scrap)
 	e.enc.SetEscapeHTML(false)
-	header := append(Fields(), columns...)
-	e.fields = len(header)
+	header := layout.Names()
 	e.row = make([]string, len(header))
 	if err := e.w.Write(header); err != nil {
 		return nil, err
@@ -178,15 +226,8 @@ func newCSV(w io.Writer, columns []string) (*csvEncoder, error) {
 }
 
 func (e *csvEncoder) Encode(r *record.Record) error {
-	fixed := fixedValues(r)
-	for i, v := range fixed {
-		e.row[i] = e.cell(v)
-	}
-	for i := len(fixed); i < e.fields; i++ {
-		var v any
-		if j := i - len(fixed); j < len(r.Values) {
-			v = r.Values[j]
-		}
+	e.vals = e.layout.values(e.vals[:0], r)
+	for i, v := range e.vals {
 		e.row[i] = e.cell(v)
 	}
 	return e.w.Write(e.row)

@@ -9,29 +9,52 @@ import (
 	"os"
 	"time"
 
+	"github.com/trawl-dev/trawl/atomicfile"
 	"github.com/trawl-dev/trawl/record"
 )
 
 // Output is where records go: a file or standard output, behind a buffer.
 type Output struct {
 	w       io.Writer
-	f       *os.File // nil for standard output
-	regular bool     // only regular files can be fsynced
+	f       *os.File // nil for standard output and atomic files
+	atomic  *atomicfile.File
+	regular bool // only regular files can be fsynced
 	name    string
 	bw      *bufio.Writer
 }
 
-// Create opens path for writing, truncating it, or wraps stdout when path
-// is "" or "-". It fails before anything is fetched when the file cannot be
-// created, so a typo in -o costs nothing.
-func Create(path string, stdout io.Writer) (*Output, error) {
+// OutputOptions says how to open a file output.
+type OutputOptions struct {
+	// Append adds to an existing file instead of truncating it (--resume).
+	Append bool
+	// Atomic writes to a temporary file that replaces the target only when
+	// the run completes (--atomic).
+	Atomic bool
+}
+
+// Create opens path for writing, or wraps stdout when path is "" or "-".
+// It fails before anything is fetched when the file cannot be created, so
+// a typo in -o costs nothing.
+func Create(path string, stdout io.Writer, opts OutputOptions) (*Output, error) {
 	if path == "" || path == "-" {
 		return &Output{w: stdout, name: "standard output", bw: bufio.NewWriterSize(stdout, 64<<10)}, nil
 	}
 	if st, err := os.Stat(path); err == nil && st.IsDir() {
 		return nil, fmt.Errorf("cannot write output to %s: it is a directory", path)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if opts.Atomic {
+		af, err := atomicfile.Create(path)
+		if err != nil {
+			return nil, fmt.Errorf("cannot create output file: %w", err)
+		}
+		// atomicfile buffers; a second buffer here would only copy twice.
+		return &Output{w: af, atomic: af, name: path, bw: bufio.NewWriterSize(af, 4<<10)}, nil
+	}
+	flags := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	if opts.Append {
+		flags = os.O_WRONLY | os.O_CREATE | os.O_APPEND
+	}
+	f, err := os.OpenFile(path, flags, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("cannot create output file: %w", err)
 	}
@@ -47,7 +70,11 @@ func (o *Output) Write(p []byte) (int, error) { return o.bw.Write(p) }
 
 // Flush writes buffered data to the file.
 func (o *Output) Flush() error {
-	if err := o.bw.Flush(); err != nil {
+	err := o.bw.Flush()
+	if err == nil && o.atomic != nil {
+		err = o.atomic.Flush()
+	}
+	if err != nil {
 		return fmt.Errorf("cannot write to %s: %w", o.name, err)
 	}
 	return nil
@@ -55,9 +82,18 @@ func (o *Output) Flush() error {
 
 // Close flushes, fsyncs a file so that a completed run's output survives a
 // crash right after exit, and closes it. Standard output is flushed only.
-func (o *Output) Close() error {
+// For an atomic output, complete says whether the run finished: only then
+// does the file replace the target; otherwise it is discarded.
+func (o *Output) Close(complete bool) error {
 	err := o.Flush()
-	if o.f == nil {
+	switch {
+	case o.atomic != nil:
+		if err != nil || !complete {
+			o.atomic.Abort()
+			return err
+		}
+		return o.atomic.Commit()
+	case o.f == nil:
 		// Redirected to a file, stdout benefits from fsync too; on a pipe
 		// or terminal Sync fails harmlessly, so its error is ignored.
 		if s, ok := o.w.(interface{ Sync() error }); ok {

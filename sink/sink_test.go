@@ -34,7 +34,7 @@ func failedRecord() *record.Record {
 
 func TestJSONL(t *testing.T) {
 	var buf bytes.Buffer
-	enc, err := NewEncoder(JSONL, &buf, []string{"title", "headers"})
+	enc, err := NewEncoder(JSONL, &buf, Layout{Columns: []string{"title", "headers"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func TestJSONL(t *testing.T) {
 
 func TestJSONLStaysValidWhateverTheInput(t *testing.T) {
 	var buf bytes.Buffer
-	enc, _ := NewEncoder(JSONL, &buf, []string{"v"})
+	enc, _ := NewEncoder(JSONL, &buf, Layout{Columns: []string{"v"}})
 	r := &record.Record{URL: "http://a.test/\xff\xfe<&>\u2028", Values: []any{"\x00\x1b[31mred"}}
 	if err := enc.Encode(r); err != nil {
 		t.Fatal(err)
@@ -73,7 +73,7 @@ func TestJSONLStaysValidWhateverTheInput(t *testing.T) {
 
 func TestCSVQuotingRoundTrips(t *testing.T) {
 	var buf bytes.Buffer
-	enc, err := NewEncoder(CSV, &buf, []string{"title", "headers"})
+	enc, err := NewEncoder(CSV, &buf, Layout{Columns: []string{"title", "headers"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestCSVQuotingRoundTrips(t *testing.T) {
 
 func TestCSVHeaderEvenWithoutRecords(t *testing.T) {
 	var buf bytes.Buffer
-	enc, _ := NewEncoder(CSV, &buf, nil)
+	enc, _ := NewEncoder(CSV, &buf, Layout{})
 	enc.Flush()
 	if got := buf.String(); got != strings.Join(Fields(), ",")+"\n" {
 		t.Fatalf("got %q", got)
@@ -155,7 +155,7 @@ func (c *countingFlusher) Flush() error {
 func TestRunWritesAllAndFlushes(t *testing.T) {
 	in := make(chan *record.Record)
 	out := &countingFlusher{}
-	enc, _ := NewEncoder(JSONL, out, nil)
+	enc, _ := NewEncoder(JSONL, out, Layout{})
 	var observed int
 	go func() {
 		for i := range 100 {
@@ -178,7 +178,7 @@ func TestRunWritesAllAndFlushes(t *testing.T) {
 func TestRunFlushesWhileIdle(t *testing.T) {
 	in := make(chan *record.Record)
 	out := &countingFlusher{flushed: make(chan struct{}, 1)}
-	enc, _ := NewEncoder(JSONL, out, nil)
+	enc, _ := NewEncoder(JSONL, out, Layout{})
 	done := make(chan error, 1)
 	go func() { done <- Run(t.Context(), in, enc, out, Options{FlushEvery: 5 * time.Millisecond}) }()
 	in <- &record.Record{URL: "http://a.test/"}
@@ -201,7 +201,7 @@ func TestRunReportsWriteErrors(t *testing.T) {
 	}
 	close(in)
 	out := &countingFlusher{failAt: 2}
-	enc, _ := NewEncoder(JSONL, out, nil)
+	enc, _ := NewEncoder(JSONL, out, Layout{})
 	err := Run(t.Context(), in, enc, out, Options{})
 	if err == nil || !strings.Contains(err.Error(), "no space left") {
 		t.Fatalf("err = %v", err)
@@ -212,7 +212,7 @@ func TestRunStopsOnCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	out := &countingFlusher{}
-	enc, _ := NewEncoder(JSONL, out, nil)
+	enc, _ := NewEncoder(JSONL, out, Layout{})
 	if err := Run(ctx, make(chan *record.Record), enc, out, Options{}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v", err)
 	}
@@ -220,32 +220,82 @@ func TestRunStopsOnCancel(t *testing.T) {
 
 func TestCreate(t *testing.T) {
 	dir := t.TempDir()
-	_, err := Create(filepath.Join(dir, "missing", "out.jsonl"), os.Stdout)
+	_, err := Create(filepath.Join(dir, "missing", "out.jsonl"), os.Stdout, OutputOptions{})
 	if err == nil || !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("missing dir: %v", err)
 	}
-	if _, err := Create(dir, os.Stdout); err == nil || !strings.Contains(err.Error(), "directory") {
+	if _, err := Create(dir, os.Stdout, OutputOptions{}); err == nil || !strings.Contains(err.Error(), "directory") {
 		t.Fatalf("directory: %v", err)
 	}
 	p := filepath.Join(dir, "out.jsonl")
-	o, err := Create(p, os.Stdout)
+	o, err := Create(p, os.Stdout, OutputOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	o.Write([]byte("x\n"))
-	if err := o.Close(); err != nil {
+	if err := o.Close(true); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(p); string(b) != "x\n" {
 		t.Fatalf("file holds %q", b)
 	}
+	// Append keeps what is there.
+	o, _ = Create(p, os.Stdout, OutputOptions{Append: true})
+	o.Write([]byte("y\n"))
+	o.Close(true)
+	if b, _ := os.ReadFile(p); string(b) != "x\ny\n" {
+		t.Fatalf("after append: %q", b)
+	}
+	// Atomic: the target changes only on a complete close.
+	o, _ = Create(p, os.Stdout, OutputOptions{Atomic: true})
+	o.Write([]byte("partial\n"))
+	o.Flush()
+	if b, _ := os.ReadFile(p); string(b) != "x\ny\n" {
+		t.Fatalf("atomic output visible before close: %q", b)
+	}
+	o.Close(false)
+	if b, _ := os.ReadFile(p); string(b) != "x\ny\n" {
+		t.Fatalf("incomplete atomic output replaced the file: %q", b)
+	}
+	o, _ = Create(p, os.Stdout, OutputOptions{Atomic: true})
+	o.Write([]byte("whole\n"))
+	if err := o.Close(true); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "whole\n" {
+		t.Fatalf("after atomic close: %q", b)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Fatalf("leftovers: %v", entries)
+	}
 	// A device cannot be fsynced; writing to it must still succeed.
-	o, err = Create(os.DevNull, os.Stdout)
+	o, err = Create(os.DevNull, os.Stdout, OutputOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	o.Write([]byte("x\n"))
-	if err := o.Close(); err != nil {
+	if err := o.Close(true); err != nil {
 		t.Fatalf("closing %s: %v", os.DevNull, err)
+	}
+}
+
+func TestFileFields(t *testing.T) {
+	l := Layout{Files: true, Columns: []string{"title"}}
+	if !l.Reserved("sha256") || !l.Reserved("file") || !l.Reserved("url") || l.Reserved("title") {
+		t.Fatal("Reserved wrong")
+	}
+	if (Layout{}).Reserved("sha256") {
+		t.Fatal("sha256 reserved without files")
+	}
+	var buf bytes.Buffer
+	enc, _ := NewEncoder(JSONL, &buf, l)
+	saved := okRecord()
+	saved.Values = []any{"T"}
+	saved.File, saved.FileSHA256 = "h/x.html", "abc"
+	enc.Encode(saved)
+	enc.Encode(failedRecord())
+	want := `"error_kind":null,"file":"h/x.html","sha256":"abc","title":"T"}`
+	if !strings.Contains(buf.String(), want) || !strings.Contains(buf.String(), `"error_kind":"invalid_url","file":null,"sha256":null,"title":null}`) {
+		t.Fatalf("got %s", buf.String())
 	}
 }

@@ -37,6 +37,10 @@ type Options struct {
 	Paths []string
 	// Stdin is read for the "-" path.
 	Stdin io.Reader
+	// Skip, when set, is asked about every record; those it reports as
+	// skipped are numbered but not sent (--resume uses it for URLs already
+	// done). An error stops reading.
+	Skip func(*record.Record) (bool, error)
 }
 
 func (o Options) paths() []string {
@@ -177,7 +181,7 @@ func readAll(ctx context.Context, opts Options, out chan<- *record.Record) error
 			}
 			r, closer = f, f
 		}
-		err := readOne(ctx, r, &index, out)
+		err := readOne(ctx, r, &index, opts.Skip, out)
 		if closer != nil {
 			closer.Close()
 		}
@@ -195,7 +199,7 @@ func readAll(ctx context.Context, opts Options, out chan<- *record.Record) error
 	return nil
 }
 
-func readOne(ctx context.Context, r io.Reader, index *int64, out chan<- *record.Record) error {
+func readOne(ctx context.Context, r io.Reader, index *int64, skip func(*record.Record) (bool, error), out chan<- *record.Record) error {
 	lr := newLineReader(r)
 	for {
 		line, size, err := lr.next()
@@ -211,6 +215,15 @@ func readOne(ctx context.Context, r io.Reader, index *int64, out chan<- *record.
 		rec := &record.Record{Index: *index}
 		*index++
 		fill(rec, line, size)
+		if skip != nil {
+			skipped, err := skip(rec)
+			if err != nil {
+				return err
+			}
+			if skipped {
+				continue
+			}
+		}
 		select {
 		case out <- rec:
 		case <-ctx.Done():

@@ -242,3 +242,26 @@ func FuzzParseURL(f *testing.F) {
 		}
 	})
 }
+
+func TestSkipKeepsNumbering(t *testing.T) {
+	in := "http://a/0\nhttp://a/1\n#c\nhttp://a/2\nhttp://a/3\n"
+	got := readAllRecords(t, Options{Stdin: strings.NewReader(in), Skip: func(r *record.Record) (bool, error) {
+		return r.Index%2 == 0, nil
+	}})
+	if len(got) != 2 || got[0].Index != 1 || got[1].Index != 3 || got[1].URL != "http://a/3" {
+		t.Fatalf("got %+v", got)
+	}
+	recs, errc := Read(t.Context(), Options{Stdin: strings.NewReader(in), Skip: func(r *record.Record) (bool, error) {
+		if r.Index == 2 {
+			return false, errors.New("line 2 changed")
+		}
+		return false, nil
+	}})
+	n := 0
+	for range recs {
+		n++
+	}
+	if err := <-errc; n != 2 || err == nil || !strings.Contains(err.Error(), "line 2 changed") {
+		t.Fatalf("%d records, err %v", n, err)
+	}
+}

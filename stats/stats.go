@@ -7,6 +7,7 @@ package stats
 import (
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -21,6 +22,7 @@ type Stats struct {
 	records int64
 	ok      int64
 	byKind  map[record.Kind]int64
+	byClass map[string]int64
 	retries int64
 	bytes   int64
 	latency Histogram
@@ -28,7 +30,7 @@ type Stats struct {
 
 // New starts accounting at start.
 func New(start time.Time) *Stats {
-	return &Stats{start: start, byKind: make(map[record.Kind]int64)}
+	return &Stats{start: start, byKind: make(map[record.Kind]int64), byClass: make(map[string]int64)}
 }
 
 // Observe accounts for one finished record.
@@ -44,6 +46,7 @@ func (s *Stats) Observe(r *record.Record) {
 	if r.Attempts > 1 {
 		s.retries += int64(r.Attempts - 1)
 	}
+	s.byClass[StatusClass(r.Status)]++
 	s.bytes += r.Bytes
 	if r.Attempts > 0 {
 		s.latency.Add(r.Duration)
@@ -56,6 +59,7 @@ type Snapshot struct {
 	OK      int64
 	Failed  int64
 	ByKind  map[record.Kind]int64
+	ByClass map[string]int64
 	Retries int64
 	Bytes   int64
 	Elapsed time.Duration
@@ -73,6 +77,7 @@ func (s *Stats) Snapshot(now time.Time) Snapshot {
 		OK:      s.ok,
 		Failed:  s.records - s.ok,
 		ByKind:  make(map[record.Kind]int64, len(s.byKind)),
+		ByClass: make(map[string]int64, len(s.byClass)),
 		Retries: s.retries,
 		Bytes:   s.bytes,
 		Elapsed: now.Sub(s.start),
@@ -83,8 +88,23 @@ func (s *Stats) Snapshot(now time.Time) Snapshot {
 	for k, v := range s.byKind {
 		snap.ByKind[k] = v
 	}
+	for k, v := range s.byClass {
+		snap.ByClass[k] = v
+	}
 	return snap
 }
+
+// StatusClass names the class of an HTTP status: "2xx" and so on, or
+// "none" when no response arrived.
+func StatusClass(status int) string {
+	if status < 100 || status > 599 {
+		return "none"
+	}
+	return strconv.Itoa(status/100) + "xx"
+}
+
+// StatusClasses lists the classes StatusClass returns, in order.
+func StatusClasses() []string { return []string{"1xx", "2xx", "3xx", "4xx", "5xx", "none"} }
 
 // Rate returns records per second over the elapsed time.
 func (s Snapshot) Rate() float64 {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 )
 
@@ -35,6 +36,24 @@ func main() {
 			return
 		}
 		fmt.Fprintf(w, "<html><head><title>page %s</title></head><body>%s</body></html>", r.PathValue("n"), filler)
+	})
+	// /big/N streams N bytes, for measuring memory while saving huge bodies.
+	mux.HandleFunc("/big/{n}", func(w http.ResponseWriter, r *http.Request) {
+		n, err := strconv.ParseInt(r.PathValue("n"), 10, 64)
+		if err != nil || n < 0 {
+			http.Error(w, "bad size", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+		chunk := make([]byte, 64<<10)
+		for n > 0 {
+			k := min(n, int64(len(chunk)))
+			if _, err := w.Write(chunk[:k]); err != nil {
+				return
+			}
+			n -= k
+		}
 	})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

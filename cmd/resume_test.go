@@ -1,0 +1,158 @@
+package cmd
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestKillAndResume kills trawl with SIGKILL at random moments, resumes it
+// each time, and then lets a final resume finish. Whatever the kills hit,
+// the output must end with exactly one valid record per input line, and in
+// input order each run's records must be in index order.
+func TestKillAndResume(t *testing.T) {
+	const n = 3000
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var i int
+		fmt.Sscanf(r.URL.Path, "/p/%d", &i)
+		if i%97 == 13 {
+			// Always failing: retried by every resume, recorded once.
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+		fmt.Fprintf(w, "<title>page %d</title>", i)
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	list := filepath.Join(dir, "urls.txt")
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "%s/p/%d\n", srv.URL, i)
+	}
+	if err := os.WriteFile(list, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out.jsonl")
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("kill timing seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 7))
+	args := []string{"--resume", "-q", "-c", "2", "--retries", "0", "--flush-interval", "10ms", "--max-failures", "100%", "-x", "title", "-o", out, list}
+
+	const kills = 6
+	for k := range kills {
+		c := exec.Command("trawl", args...)
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(100+rng.IntN(300)) * time.Millisecond)
+		c.Process.Kill()
+		c.Wait()
+		lines := checkComplete(t, out, false)
+		t.Logf("after kill %d: %d complete lines", k+1, lines)
+	}
+	c := exec.Command("trawl", args...)
+	var stderr strings.Builder
+	c.Stderr = &stderr
+	if err := c.Run(); err != nil {
+		t.Fatalf("final resume: %v\n%s", err, stderr.String())
+	}
+	checkComplete(t, out, true)
+
+	// Resuming a finished run fetches nothing again but the URLs that
+	// failed transiently; every other record stays as it was.
+	before := recordsByIndex(t, out)
+	if err := exec.Command("trawl", args...).Run(); err != nil {
+		t.Fatal(err)
+	}
+	checkComplete(t, out, true)
+	after := recordsByIndex(t, out)
+	for i, line := range before {
+		if i%97 != 13 && after[i] != line {
+			t.Fatalf("record %d changed on a resume of a finished run:\n%s\n%s", i, line, after[i])
+		}
+	}
+}
+
+func recordsByIndex(t *testing.T, path string) map[int]string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int]string{}
+	for _, line := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
+		var rec struct{ Index int }
+		json.Unmarshal([]byte(line), &rec)
+		out[rec.Index] = line
+	}
+	return out
+}
+
+// checkComplete verifies the output: every line is a record, no index
+// twice, and in index order within each run (segments). With final, every
+// index 0..n-1 must be there. It returns the number of lines.
+func checkComplete(t *testing.T, path string, final bool) int {
+	t.Helper()
+	const n = 3000
+	f, err := os.Open(path)
+	if os.IsNotExist(err) && !final {
+		return 0
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	br := bufio.NewReader(f)
+	seen := map[int]bool{}
+	lines, descents, prev := 0, 0, -1
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			if line != "" && final {
+				t.Fatalf("final file ends in a torn line %q", line)
+			}
+			break // a torn line from a kill; the next resume drops it
+		}
+		lines++
+		var rec struct {
+			Index     int     `json:"index"`
+			ErrorKind *string `json:"error_kind"`
+			Title     *string `json:"title"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("line %d is not a record: %q", lines, line)
+		}
+		if seen[rec.Index] {
+			t.Fatalf("index %d recorded twice", rec.Index)
+		}
+		seen[rec.Index] = true
+		if rec.Index < prev {
+			descents++
+		}
+		prev = rec.Index
+		if final && rec.Index%97 != 13 && (rec.ErrorKind != nil || rec.Title == nil || *rec.Title != fmt.Sprintf("page %d", rec.Index)) {
+			t.Fatalf("index %d: error_kind %v title %v", rec.Index, rec.ErrorKind, rec.Title)
+		}
+	}
+	// Each run appends one ascending segment (input order), so the index
+	// sequence can only go down where a run starts.
+	if descents > 8 {
+		t.Fatalf("%d descents in the index sequence: records are out of order within a run", descents)
+	}
+	if final {
+		if len(seen) != n || lines != n {
+			t.Fatalf("%d lines, %d distinct indexes; want %d", lines, len(seen), n)
+		}
+	}
+	return lines
+}

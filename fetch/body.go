@@ -1,0 +1,107 @@
+package fetch
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/trawl-dev/trawl/record"
+	"github.com/trawl-dev/trawl/units"
+)
+
+// BodyStore saves response bodies as they arrive.
+type BodyStore interface {
+	// Create starts saving the body of r's current response.
+	Create(r *record.Record) (BodyFile, error)
+}
+
+// BodyFile receives one body. Exactly one of Commit and Abort is called.
+type BodyFile interface {
+	io.Writer
+	// Commit puts the complete body in place and notes where in r.
+	Commit(r *record.Record) error
+	// Abort discards a body that failed or was cut short.
+	Abort()
+}
+
+// errTooLarge marks a body that outgrew MaxFileSize.
+var errTooLarge = errors.New("body larger than the file size cap")
+
+// readBody reads the response body into r (up to MaxBody, unless the body
+// is discarded) and into file when there is one. Without a file, reading
+// stops after MaxBody bytes, so an endless body costs at most the cap;
+// with a file it goes on to the end, or to MaxFileSize.
+//
+// A body cut at MaxBody is reported as truncated and its connection is
+// closed rather than drained, since draining an arbitrarily long body would
+// defeat the cap.
+func (c *Client) readBody(resp *http.Response, file BodyFile, r *record.Record) attemptResult {
+	if resp.Request.Method == http.MethodHead {
+		return attemptResult{}
+	}
+	memLimit := c.opts.MaxBody
+	var mem bytes.Buffer
+	if !c.opts.DiscardBody {
+		if n := resp.ContentLength; n > 0 {
+			mem.Grow(int(min(n, memLimit) + 1))
+		}
+	}
+	buf := make([]byte, 32<<10)
+	var total int64
+	var err error
+	for {
+		var n int
+		n, err = resp.Body.Read(buf)
+		if n > 0 {
+			chunk := buf[:n]
+			// Keep one byte past the cap, to tell "exactly the cap" from "more".
+			if !c.opts.DiscardBody {
+				if room := memLimit + 1 - int64(mem.Len()); room > 0 {
+					mem.Write(chunk[:min(int64(n), room)])
+				}
+			}
+			total += int64(n)
+			if file != nil {
+				if c.opts.MaxFileSize > 0 && total > c.opts.MaxFileSize {
+					err = errTooLarge
+					break
+				}
+				if _, werr := file.Write(chunk); werr != nil {
+					r.Bytes = total
+					return attemptResult{err: &SaveError{Err: werr}}
+				}
+			} else if total > memLimit {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	// Truncated means something was cut: the reading (no file) or the copy
+	// kept for transforms. A body saved whole and kept nowhere else is not.
+	truncated := total > memLimit && !(c.opts.DiscardBody && file != nil)
+	if file == nil && truncated {
+		total = memLimit // the byte read past the cap was only a probe
+	}
+	r.Bytes, r.Truncated = total, truncated
+	if !c.opts.DiscardBody {
+		b := mem.Bytes()
+		if int64(len(b)) > memLimit {
+			b = b[:memLimit]
+		}
+		r.Body = b
+	}
+	switch {
+	case err == nil || errors.Is(err, io.EOF):
+		return attemptResult{}
+	case errors.Is(err, errTooLarge):
+		return attemptResult{err: &SaveError{Err: fmt.Errorf("body is larger than %s (--max-file-size), so it was not saved", units.FormatSize(c.opts.MaxFileSize))}}
+	case isTimeout(err):
+		// (When the whole run is being stopped, classify reports "canceled".)
+		return attemptResult{err: &timeoutError{what: fmt.Sprintf("reading body: no complete response within %s (--timeout)", c.opts.Timeout), err: err}, retryable: true}
+	}
+	return attemptResult{err: &BodyError{Err: err}, retryable: true}
+}

@@ -1,0 +1,160 @@
+package sink
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"os"
+	"path"
+	"strconv"
+	"syscall"
+
+	"github.com/trawl-dev/trawl/record"
+)
+
+// partialDir holds bodies still being downloaded, inside the output
+// directory so that the final rename never crosses file systems.
+const partialDir = ".trawl-partial"
+
+// Dir saves response bodies as files under one directory. Every file
+// operation goes through an os.Root, so no name, however built, and no
+// symlink planted inside the directory can make trawl write outside it.
+type Dir struct {
+	root *os.Root
+	tmpl Template
+}
+
+// OpenDir creates dir if needed and prepares it for saving bodies named by
+// tmpl. Partial files left by trawl processes that are no longer running
+// are removed.
+func OpenDir(dir string, tmpl Template) (*Dir, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("cannot create output directory: %w", err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open output directory: %w", err)
+	}
+	if err := root.MkdirAll(partialDir, 0o755); err != nil {
+		root.Close()
+		return nil, fmt.Errorf("cannot prepare output directory %s: %w", dir, err)
+	}
+	d := &Dir{root: root, tmpl: tmpl}
+	d.removeStalePartials()
+	return d, nil
+}
+
+// Close releases the directory after flushing everything written to the
+// file system holding it, so that saved bodies are as durable as the
+// records that name them.
+func (d *Dir) Close() error {
+	syncFS(d.root)
+	return d.root.Close()
+}
+
+// removeStalePartials deletes partial files whose writer is gone. Their
+// names start with the writing process's ID.
+func (d *Dir) removeStalePartials() {
+	f, err := d.root.Open(partialDir)
+	if err != nil {
+		return
+	}
+	names, _ := f.Readdirnames(-1)
+	f.Close()
+	for _, n := range names {
+		var pid int
+		if _, err := fmt.Sscanf(n, "%d-", &pid); err == nil && pid != os.Getpid() && !processAlive(pid) {
+			d.root.Remove(path.Join(partialDir, n))
+		}
+	}
+}
+
+// Create starts saving one body in a partial file.
+func (d *Dir) Create(r *record.Record) (*PartialFile, error) {
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	name := path.Join(partialDir, strconv.Itoa(os.Getpid())+"-"+hex.EncodeToString(rnd[:])+".part")
+	f, err := d.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	return &PartialFile{dir: d, f: f, tmp: name, sum: sha256.New()}, nil
+}
+
+// PartialFile is a body being downloaded. It appears under its final name
+// only once Commit has seen it complete.
+type PartialFile struct {
+	dir  *Dir
+	f    *os.File
+	tmp  string
+	sum  hash.Hash
+	size int64
+}
+
+// Write appends to the partial file.
+func (p *PartialFile) Write(b []byte) (int, error) {
+	n, err := p.f.Write(b)
+	p.sum.Write(b[:n])
+	p.size += int64(n)
+	return n, err
+}
+
+// Abort removes the partial file.
+func (p *PartialFile) Abort() {
+	p.f.Close()
+	p.dir.root.Remove(p.tmp)
+}
+
+// maxSuffix bounds the ~N suffixes tried for a name already taken.
+const maxSuffix = 1000
+
+// Commit gives the complete body its final name and records it in r. A
+// name already taken, by an earlier URL of this run or by an older file,
+// is never overwritten: the body gets the first free name~N instead (N
+// from 1, before the extension). Claiming uses a hard link, which fails
+// atomically when the name exists, so concurrent commits cannot race.
+func (p *PartialFile) Commit(r *record.Record) error {
+	defer p.dir.root.Remove(p.tmp)
+	if err := p.f.Close(); err != nil {
+		return err
+	}
+	sum := hex.EncodeToString(p.sum.Sum(nil))
+	in := NameInput{URL: r.Target, Index: r.Index, ContentType: r.ContentType, SHA256: sum}
+	name := p.dir.tmpl.Name(in)
+	final, err := p.claim(name)
+	if errors.Is(err, syscall.ENAMETOOLONG) {
+		final, err = p.claim(HashName(in))
+	}
+	if err != nil {
+		return err
+	}
+	r.File, r.FileSHA256 = final, sum
+	return nil
+}
+
+// claim links the partial file to name, or to the first free name~N.
+func (p *PartialFile) claim(name string) (string, error) {
+	root := p.dir.root
+	if dir := path.Dir(name); dir != "." {
+		if err := root.MkdirAll(dir, 0o755); err != nil {
+			return "", err
+		}
+	}
+	for n := 0; n <= maxSuffix; n++ {
+		candidate := name
+		if n > 0 {
+			candidate = withSuffix(name, n)
+		}
+		err := root.Link(p.tmp, candidate)
+		if err == nil {
+			return candidate, nil
+		}
+		if !errors.Is(err, os.ErrExist) {
+			return "", err
+		}
+	}
+	return "", fmt.Errorf("%s and %d variants of it already exist", name, maxSuffix)
+}
