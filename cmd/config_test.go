@@ -67,6 +67,24 @@ func TestExampleConfigDocumentsAndLoads(t *testing.T) {
 }
 
 // TestLayers checks flag > env > file > default on one key in-process.
+// TestEveryConfigExampleLoads keeps every example under configs/ valid.
+func TestEveryConfigExampleLoads(t *testing.T) {
+	paths, err := filepath.Glob(filepath.Join("..", "configs", "*.example.yaml"))
+	if err != nil || len(paths) < 2 {
+		t.Fatalf("examples: %v, %v", paths, err)
+	}
+	for _, path := range paths {
+		a := testApp()
+		s, err := loadSettings(parseFlags(t, a, "--config", path), a.options)
+		if err == nil {
+			_, err = s.resolve([]string{"urls.txt"}, a.registry)
+		}
+		if err != nil {
+			t.Errorf("%s: %v", path, err)
+		}
+	}
+}
+
 func TestLayers(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "c.yaml")

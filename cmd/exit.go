@@ -71,7 +71,9 @@ func (i interrupted) code() int {
 // deadlineReached is the cancellation cause when --deadline stops the run.
 type deadlineReached struct{ after time.Duration }
 
-func (d deadlineReached) Error() string { return fmt.Sprintf("the --deadline of %s was reached", d.after) }
+func (d deadlineReached) Error() string {
+	return fmt.Sprintf("the --deadline of %s was reached", d.after)
+}
 
 // exitCode maps an error returned by a command to the process status.
 func exitCode(err error) int {

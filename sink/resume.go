@@ -36,7 +36,7 @@ type Resume struct {
 	// record of the file already covered their index.
 	Duplicates int64
 	// Torn reports that an incomplete last line was dropped.
-	Torn bool
+	Torn    bool
 	pending int64 // kept records whose input line has not been seen yet
 }
 
