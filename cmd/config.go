@@ -17,6 +17,7 @@ import (
 	"github.com/trawl-dev/trawl/pipeline"
 	"github.com/trawl-dev/trawl/sink"
 	"github.com/trawl-dev/trawl/stats"
+	"github.com/trawl-dev/trawl/throttle"
 	"github.com/trawl-dev/trawl/transform"
 	"github.com/trawl-dev/trawl/units"
 )
@@ -241,6 +242,7 @@ type Config struct {
 	MetricsFile    string
 	LogFile        string
 	LogFormat      string
+	Throttle       throttle.Options
 	// TransformsFromDefault is true when no layer named any transform.
 	TransformsFromDefault bool
 	// MaxFailuresFromDefault is true when no layer set a failure tolerance.
@@ -310,6 +312,14 @@ func (p *parser) size(name string) int64 {
 	return n
 }
 
+func (p *parser) rate(name string) float64 {
+	r, err := throttle.ParseRate(p.str(name))
+	if err != nil {
+		p.fail(name, err)
+	}
+	return r
+}
+
 func (p *parser) order(name string) pipeline.Order {
 	o, err := pipeline.ParseOrder(strings.TrimSpace(p.str(name)))
 	if err != nil {
@@ -367,6 +377,28 @@ func (s *settings) resolve(inputs []string, registry *transform.Registry) (*Conf
 	} else {
 		fo.Accept = acc
 	}
+	fo.RawEncoding = p.boolean(optRawEncoding)
+	if px := p.str(optProxy); px != "" {
+		if u, err := fetch.ParseProxy(px); err != nil {
+			p.fail(optProxy, err)
+		} else {
+			fo.Proxy = u
+		}
+	}
+	fo.Insecure = p.boolean(optInsecure)
+	fo.HTTP1 = p.boolean(optHTTP1)
+	fo.Cookies = p.boolean(optCookies)
+	for _, entry := range p.list(optResolve) {
+		key, addr, err := fetch.ParseResolve(entry)
+		if err != nil {
+			p.fail(optResolve, err)
+			break
+		}
+		if fo.Resolve == nil {
+			fo.Resolve = map[string]string{}
+		}
+		fo.Resolve[key] = addr
+	}
 	fo.Header = http.Header{}
 	for _, h := range p.list(optHeader) {
 		name, value, err := fetch.ParseHeader(h)
@@ -421,6 +453,12 @@ func (s *settings) resolve(inputs []string, registry *transform.Registry) (*Conf
 	c.MetricsFile = p.str(optMetricsFile)
 	c.LogFile = p.str(optLogFile)
 	c.LogFormat = p.oneOf(optLogFormat, "text", "json")
+	c.Throttle = throttle.Options{
+		PerHost:     p.intAtLeast(optPerHost, 0),
+		Rate:        p.rate(optRate),
+		PerHostRate: p.rate(optPerHostRate),
+		Adaptive:    !p.boolean(optNoAdaptive),
+	}
 	if p.err == nil {
 		p.err = s.combinations(c)
 	}

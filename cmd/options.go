@@ -91,6 +91,16 @@ const (
 	optMetricsFile          = "metrics-file"
 	optLogFile              = "log-file"
 	optLogFormat            = "log-format"
+	optPerHost              = "per-host"
+	optRate                 = "rate"
+	optPerHostRate          = "per-host-rate"
+	optNoAdaptive           = "no-adaptive"
+	optRawEncoding          = "raw-encoding"
+	optProxy                = "proxy"
+	optInsecure             = "insecure"
+	optHTTP1                = "http1"
+	optCookies              = "cookies"
+	optResolve              = "resolve"
 )
 
 // optionTable lists every setting in the order --help and `trawl config`
@@ -126,6 +136,17 @@ func optionTable(version string) []option {
 		{optMethod, "X", kindString, "GET", "request `method`: GET or HEAD", "HTTP"},
 		{optMaxBody, "", kindSize, "10MiB", "keep at most this much of each body in memory; a longer body is cut there and marked truncated", "HTTP"},
 		{optAccept, "", kindString, "200-399", "statuses that count as success, e.g. 200-299,304", "HTTP"},
+		{optRawEncoding, "", kindBool, "false", "keep gzip/br/zstd bodies as sent instead of decoding them", "HTTP"},
+		{optProxy, "", kindString, "", "send every request through this proxy `URL` (http://, https:// or socks5://); default: HTTP_PROXY, HTTPS_PROXY, NO_PROXY", "HTTP"},
+		{optInsecure, "", kindBool, "false", "do not verify TLS certificates", "HTTP"},
+		{optHTTP1, "", kindBool, "false", "use HTTP/1.1 even where the server offers HTTP/2", "HTTP"},
+		{optCookies, "", kindBool, "false", "keep cookies that servers set, in memory, for the rest of the run", "HTTP"},
+		{optResolve, "", kindList, "", "connect to ADDR for HOST:PORT, like curl: HOST:PORT:ADDR (repeatable)", "HTTP"},
+
+		{optPerHost, "", kindInt, "8", "requests in flight to one host (host:port) at most (0 = no limit)", "Politeness"},
+		{optRate, "", kindString, "0", "requests per second over the whole run, e.g. 10, 10/s, 600/m (0 = no limit)", "Politeness"},
+		{optPerHostRate, "", kindString, "0", "requests per second to each host (0 = no limit)", "Politeness"},
+		{optNoAdaptive, "", kindBool, "false", "do not slow down hosts that answer 429 or 503", "Politeness"},
 
 		{optTransform, "x", kindList, "", "add a transform [KEY:]NAME[=ARG] (repeatable; see 'trawl transforms')", "Transforms"},
 		{optExecTimeout, "", kindDuration, "30s", "limit for one run of an exec command or a jq program on one record", "Transforms"},

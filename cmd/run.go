@@ -17,6 +17,7 @@ import (
 	"github.com/trawl-dev/trawl/sink"
 	"github.com/trawl-dev/trawl/source"
 	"github.com/trawl-dev/trawl/stats"
+	"github.com/trawl-dev/trawl/throttle"
 )
 
 // runInput overrides where URLs come from (the demo supplies its own).
@@ -109,6 +110,7 @@ func (a *app) fetchRun(ctx context.Context, cfg *Config, in *runInput) (err erro
 		FlushEvery:     cfg.FlushEvery,
 		Grace:          cfg.Grace,
 		Observe:        observe,
+		Throttle:       throttle.New(cfg.Throttle),
 	})
 	stopProgress()
 	if errors.Is(runErr, sink.ErrInputChanged) {

@@ -29,6 +29,10 @@ type BodyFile interface {
 // errTooLarge marks a body that outgrew MaxFileSize.
 var errTooLarge = errors.New("body larger than the file size cap")
 
+// errUnknownEncoding marks a Content-Encoding trawl cannot decode; the body
+// is then kept as sent.
+var errUnknownEncoding = errors.New("unknown content encoding")
+
 // readBody reads the response body into r (up to MaxBody, unless the body
 // is discarded) and into file when there is one. Without a file, reading
 // stops after MaxBody bytes, so an endless body costs at most the cap;
@@ -41,6 +45,21 @@ func (c *Client) readBody(resp *http.Response, file BodyFile, r *record.Record) 
 	if resp.Request.Method == http.MethodHead {
 		return attemptResult{}
 	}
+	wire := &countingReader{r: resp.Body}
+	var body io.Reader = wire
+	if ce := resp.Header.Get("Content-Encoding"); ce != "" && !c.opts.RawEncoding {
+		dec, closeDec, err := decoder(wire, ce)
+		switch {
+		case err == nil:
+			defer closeDec()
+			body = dec
+		case errors.Is(err, errUnknownEncoding):
+			// Kept as sent; the record's Content-Type and headers say what it is.
+		default:
+			return attemptResult{err: &BodyError{Err: err}, retryable: true}
+		}
+	}
+	defer func() { r.WireBytes = wire.n }()
 	memLimit := c.opts.MaxBody
 	var mem bytes.Buffer
 	if !c.opts.DiscardBody {
@@ -53,7 +72,7 @@ func (c *Client) readBody(resp *http.Response, file BodyFile, r *record.Record) 
 	var err error
 	for {
 		var n int
-		n, err = resp.Body.Read(buf)
+		n, err = body.Read(buf)
 		if n > 0 {
 			chunk := buf[:n]
 			// Keep one byte past the cap, to tell "exactly the cap" from "more".

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -55,6 +56,27 @@ type Options struct {
 	// MaxFileSize caps a saved body; 0 means no cap. A longer body is not
 	// saved at all (a cut file would look complete).
 	MaxFileSize int64
+	// RawEncoding keeps compressed bodies as sent instead of decoding them.
+	RawEncoding bool
+	// Proxy, when set, is used for every request instead of the
+	// HTTP_PROXY/HTTPS_PROXY/NO_PROXY environment variables.
+	Proxy *url.URL
+	// Insecure skips TLS certificate verification.
+	Insecure bool
+	// HTTP1 keeps to HTTP/1.1 even where a server offers HTTP/2.
+	HTTP1 bool
+	// Cookies keeps the cookies servers set, in memory, for the run.
+	Cookies bool
+	// Resolve maps "host:port" to the "addr:port" to connect to instead.
+	Resolve map[string]string
+	// WrapTransport, when set, wraps the HTTP transport, for example to
+	// rate-limit every request and watch every response.
+	WrapTransport func(http.RoundTripper) http.RoundTripper
+	// BeforeAttempt, when set, is called before each attempt (1 for the
+	// first) with the URL's context, outside the per-attempt timeout, so
+	// that waiting for a rate limit does not eat into --timeout. It
+	// returns the context for the attempt's request.
+	BeforeAttempt func(ctx context.Context, r *record.Record, attempt int) (context.Context, error)
 	// Accept is the set of statuses that count as success.
 	Accept StatusSet
 }
@@ -114,10 +136,18 @@ func New(opts Options) (*Client, error) {
 		ExpectContinueTimeout:  time.Second,
 		MaxResponseHeaderBytes: 1 << 20,
 	}
+	configureTransport(transport, dialer, opts)
 	c := &Client{opts: opts, transport: transport}
+	var rt http.RoundTripper = transport
+	if opts.WrapTransport != nil {
+		rt = opts.WrapTransport(transport)
+	}
 	c.http = &http.Client{
-		Transport:     transport,
+		Transport:     rt,
 		CheckRedirect: c.checkRedirect,
+	}
+	if opts.Cookies {
+		c.http.Jar = newJar()
 	}
 	return c, nil
 }
@@ -147,8 +177,16 @@ func (c *Client) Fetch(ctx context.Context, r *record.Record) {
 	defer func() { r.Duration = time.Since(start) }()
 
 	for {
+		actx := ctx
+		if c.opts.BeforeAttempt != nil {
+			var err error
+			if actx, err = c.opts.BeforeAttempt(ctx, r, r.Attempts+1); err != nil {
+				r.Fail(record.KindCanceled, fmt.Errorf("stopped while waiting for the rate limit: %w", err))
+				return
+			}
+		}
 		r.Attempts++
-		res := c.attempt(ctx, r)
+		res := c.attempt(actx, r)
 		if res.err == nil {
 			return
 		}
@@ -193,6 +231,11 @@ func (c *Client) attempt(ctx context.Context, r *record.Record) attemptResult {
 		return attemptResult{err: err}
 	}
 	req.Header.Set("Accept", "*/*")
+	if req.Method != http.MethodHead {
+		// Setting this ourselves turns off Go's transparent gzip, which
+		// knows neither br nor zstd and hides the wire size.
+		req.Header.Set("Accept-Encoding", acceptEncoding)
+	}
 	if c.opts.UserAgent != "" {
 		req.Header.Set("User-Agent", c.opts.UserAgent)
 	}
@@ -215,7 +258,7 @@ func (c *Client) attempt(ctx context.Context, r *record.Record) attemptResult {
 	r.Proto = resp.Proto
 	r.ContentType = resp.Header.Get("Content-Type")
 	r.Header = resp.Header
-	r.Body, r.Bytes, r.Truncated = nil, 0, false
+	r.Body, r.Bytes, r.WireBytes, r.Truncated = nil, 0, 0, false
 	r.File, r.FileSHA256 = "", ""
 
 	accepted := c.opts.Accept.Contains(resp.StatusCode)

@@ -51,6 +51,15 @@ type Options struct {
 	// item ahead of them. Values below Workers mean Workers, which makes the
 	// stage behave exactly like buffered(Workers). Ignored in completion order.
 	Window int
+	// Lookahead bounds, for MapGated, how many items are read ahead of the
+	// ones started, to find items the gate lets through. Values below 1
+	// mean max(1024, 16×Workers).
+	Lookahead int
+	// Stop, when closed, tells MapGated to drop the items it read ahead
+	// but has not started: they get no result, as if never read. Items
+	// already started still produce theirs. (A graceful stop should not
+	// turn a thousand read-ahead items into a thousand "canceled" ones.)
+	Stop <-chan struct{}
 }
 
 func (o Options) normalized() Options {

@@ -11,6 +11,7 @@ import (
 	"github.com/trawl-dev/trawl/record"
 	"github.com/trawl-dev/trawl/sink"
 	"github.com/trawl-dev/trawl/source"
+	"github.com/trawl-dev/trawl/throttle"
 	"github.com/trawl-dev/trawl/transform"
 )
 
@@ -43,6 +44,10 @@ type Config struct {
 	Grace time.Duration
 	// Observe, when set, is called with every record as it is written.
 	Observe func(*record.Record)
+	// Throttle, when set, limits requests per host and per second and
+	// adapts to hosts that push back; the fetch stage then schedules URLs
+	// so that no worker waits for a busy host while others are free.
+	Throttle *throttle.Throttle
 }
 
 // Result describes how a run ended.
@@ -50,6 +55,30 @@ type Result struct {
 	// Complete is true when every input line was processed: the run was
 	// not stopped early and trawl did not fail.
 	Complete bool
+}
+
+// hostGate lets the fetch stage ask the throttle before starting a URL.
+// Records without a target (invalid lines) pass at once.
+type hostGate struct{ t *throttle.Throttle }
+
+func (g hostGate) Key(r *record.Record) string {
+	if r.Target == nil {
+		return ""
+	}
+	return throttle.Key(r.Target)
+}
+
+func (g hostGate) TryStart(r *record.Record) (bool, time.Duration) {
+	if r.Target == nil {
+		return true, 0
+	}
+	return g.t.TryAcquire(throttle.Key(r.Target))
+}
+
+func (g hostGate) Done(r *record.Record) {
+	if r.Target != nil {
+		g.t.Release(throttle.Key(r.Target))
+	}
 }
 
 // storeAdapter lets a sink.Dir serve as fetch's BodyStore; the two packages
@@ -99,6 +128,20 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 			err = cerr
 		}
 	}()
+	if th := cfg.Throttle; th != nil {
+		fo.WrapTransport = th.Transport
+		fo.BeforeAttempt = func(ctx context.Context, r *record.Record, attempt int) (context.Context, error) {
+			key := throttle.Key(r.Target)
+			// The gate paid the first attempt when it started the URL;
+			// retries pay here, before their timeout starts.
+			if attempt > 1 {
+				if err := th.Wait(ctx, key); err != nil {
+					return nil, err
+				}
+			}
+			return throttle.WithPrepaid(ctx, key), nil
+		}
+	}
 	client, err := fetch.New(fo)
 	if err != nil {
 		return res, err
@@ -141,10 +184,18 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	}()
 
 	records, readErr := source.Read(sourceCtx, input)
-	fetched := Map(abortCtx, workCtx, records, cfg.FetchStage, func(ctx context.Context, r *record.Record) *record.Record {
+	fetchOne := func(ctx context.Context, r *record.Record) *record.Record {
 		client.Fetch(ctx, r)
 		return r
-	})
+	}
+	var fetched <-chan *record.Record
+	if cfg.Throttle != nil {
+		opts := cfg.FetchStage
+		opts.Stop = ctx.Done() // read-ahead URLs are dropped, not cancelled, on a stop
+		fetched = MapGated(abortCtx, workCtx, records, opts, Gate[*record.Record](hostGate{cfg.Throttle}), fetchOne)
+	} else {
+		fetched = Map(abortCtx, workCtx, records, cfg.FetchStage, fetchOne)
+	}
 	transformed := Map(abortCtx, workCtx, fetched, cfg.TransformStage, func(ctx context.Context, r *record.Record) *record.Record {
 		chain.Apply(ctx, r)
 		r.Body, r.Header = nil, nil // written records need neither

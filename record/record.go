@@ -58,6 +58,9 @@ type Record struct {
 	// Bytes is the number of body bytes received. Reading stops at the body
 	// cap unless the body is being saved to a file.
 	Bytes int64
+	// WireBytes is the number of body bytes as sent, before decoding a
+	// Content-Encoding such as gzip.
+	WireBytes int64
 	// Truncated reports that the body was longer than the in-memory cap, so
 	// Body (and what transforms saw) holds only its beginning.
 	Truncated bool

@@ -37,7 +37,7 @@ func ParseFormat(s string) (Format, error) {
 // fields are the fixed record fields, in output order.
 var fields = [...]string{
 	"index", "url", "final_url", "status", "proto", "content_type", "bytes",
-	"truncated", "attempts", "duration_ms", "error", "error_kind",
+	"wire_bytes", "truncated", "attempts", "duration_ms", "error", "error_kind",
 }
 
 // Fields returns the names of the fixed fields every record has, in order.
@@ -143,11 +143,12 @@ func fixedValues(r *record.Record) [len(fields)]any {
 		v[2], v[3], v[4], v[5] = r.FinalURL, r.Status, r.Proto, r.ContentType
 	}
 	v[6] = r.Bytes
-	v[7] = r.Truncated
-	v[8] = r.Attempts
-	v[9] = math.Round(float64(r.Duration.Microseconds())) / 1000
+	v[7] = r.WireBytes
+	v[8] = r.Truncated
+	v[9] = r.Attempts
+	v[10] = math.Round(float64(r.Duration.Microseconds())) / 1000
 	if r.Err != nil {
-		v[10], v[11] = r.Err.Error(), string(r.ErrKind)
+		v[11], v[12] = r.Err.Error(), string(r.ErrKind)
 	}
 	return v
 }

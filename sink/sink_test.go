@@ -21,7 +21,7 @@ import (
 func okRecord() *record.Record {
 	return &record.Record{
 		Index: 3, URL: "http://a.test/x", FinalURL: "http://a.test/y", Status: 200, Proto: "HTTP/1.1",
-		ContentType: "text/html", Bytes: 42, Attempts: 2, Duration: 12345 * time.Microsecond,
+		ContentType: "text/html", Bytes: 42, WireBytes: 40, Attempts: 2, Duration: 12345 * time.Microsecond,
 		Values: []any{"Hello, \"world\"\nline two", map[string][]string{"a": {"1"}}},
 	}
 }
@@ -43,8 +43,8 @@ func TestJSONL(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	want := `{"index":3,"url":"http://a.test/x","final_url":"http://a.test/y","status":200,"proto":"HTTP/1.1","content_type":"text/html","bytes":42,"truncated":false,"attempts":2,"duration_ms":12.345,"error":null,"error_kind":null,"title":"Hello, \"world\"\nline two","headers":{"a":["1"]}}
-{"index":4,"url":"ftp://nope","final_url":null,"status":null,"proto":null,"content_type":null,"bytes":0,"truncated":false,"attempts":0,"duration_ms":0,"error":"unsupported scheme","error_kind":"invalid_url","title":null,"headers":null}
+	want := `{"index":3,"url":"http://a.test/x","final_url":"http://a.test/y","status":200,"proto":"HTTP/1.1","content_type":"text/html","bytes":42,"wire_bytes":40,"truncated":false,"attempts":2,"duration_ms":12.345,"error":null,"error_kind":null,"title":"Hello, \"world\"\nline two","headers":{"a":["1"]}}
+{"index":4,"url":"ftp://nope","final_url":null,"status":null,"proto":null,"content_type":null,"bytes":0,"wire_bytes":0,"truncated":false,"attempts":0,"duration_ms":0,"error":"unsupported scheme","error_kind":"invalid_url","title":null,"headers":null}
 `
 	if buf.String() != want {
 		t.Fatalf("got\n%s\nwant\n%s", buf.String(), want)
@@ -94,11 +94,11 @@ func TestCSVQuotingRoundTrips(t *testing.T) {
 		t.Errorf("header = %v", rows[0])
 	}
 	ok := rows[1]
-	if ok[0] != "3" || ok[3] != "200" || ok[9] != "12.345" || ok[10] != "" || ok[12] != "Hello, \"world\"\nline two" || ok[13] != `{"a":["1"]}` {
+	if ok[0] != "3" || ok[3] != "200" || ok[7] != "40" || ok[10] != "12.345" || ok[11] != "" || ok[13] != "Hello, \"world\"\nline two" || ok[14] != `{"a":["1"]}` {
 		t.Errorf("ok row = %q", ok)
 	}
 	bad := rows[2]
-	if bad[3] != "" || bad[10] != "unsupported scheme" || bad[11] != "invalid_url" || bad[12] != "" {
+	if bad[3] != "" || bad[11] != "unsupported scheme" || bad[12] != "invalid_url" || bad[13] != "" {
 		t.Errorf("failed row = %q", bad)
 	}
 }

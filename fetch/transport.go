@@ -1,0 +1,91 @@
+package fetch
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"golang.org/x/net/publicsuffix"
+)
+
+// ParseResolve parses a curl-style --resolve HOST:PORT:ADDR entry, which
+// sends connections for HOST:PORT to ADDR instead of what DNS says. ADDR
+// may be an IPv6 address in brackets. It returns the "host:port" key and
+// the address to dial.
+func ParseResolve(s string) (key, addr string, err error) {
+	host, rest, ok1 := strings.Cut(s, ":")
+	port, ip, ok2 := strings.Cut(rest, ":")
+	if !ok1 || !ok2 || host == "" || ip == "" {
+		return "", "", fmt.Errorf("bad --resolve %q: want HOST:PORT:ADDR, like example.com:443:127.0.0.1", s)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return "", "", fmt.Errorf("bad --resolve %q: %q is not a port", s, port)
+	}
+	ip = strings.TrimSuffix(strings.TrimPrefix(ip, "["), "]")
+	if net.ParseIP(ip) == nil {
+		return "", "", fmt.Errorf("bad --resolve %q: %q is not an IP address", s, ip)
+	}
+	return net.JoinHostPort(strings.ToLower(host), port), net.JoinHostPort(ip, port), nil
+}
+
+// ParseProxy checks a --proxy URL.
+func ParseProxy(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("bad proxy %q: %w", s, err)
+	}
+	switch u.Scheme {
+	case "http", "https", "socks5", "socks5h":
+	default:
+		return nil, fmt.Errorf("bad proxy %q: want an http://, https:// or socks5:// URL", s)
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("bad proxy %q: no host", s)
+	}
+	return u, nil
+}
+
+// resolvingDialer sends connections for mapped host:port pairs elsewhere.
+func resolvingDialer(d *net.Dialer, resolve map[string]string) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	if len(resolve) == 0 {
+		return d.DialContext
+	}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, port, err := net.SplitHostPort(addr)
+		if err == nil {
+			if to, ok := resolve[net.JoinHostPort(strings.ToLower(host), port)]; ok {
+				addr = to
+			}
+		}
+		return d.DialContext(ctx, network, addr)
+	}
+}
+
+// configureTransport applies the proxy, TLS, protocol and resolve options.
+func configureTransport(t *http.Transport, d *net.Dialer, opts Options) {
+	t.DialContext = resolvingDialer(d, opts.Resolve)
+	if opts.Proxy != nil {
+		t.Proxy = http.ProxyURL(opts.Proxy)
+	}
+	if opts.Insecure {
+		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the user asked for it with --insecure
+	}
+	if opts.HTTP1 {
+		// A non-nil, empty map is how net/http is told not to use HTTP/2.
+		t.ForceAttemptHTTP2 = false
+		t.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	}
+}
+
+// newJar returns an in-memory cookie jar that keeps cookies to the domains
+// that set them, using the public suffix list.
+func newJar() http.CookieJar {
+	jar, _ := cookiejar.New(&cookiejar.Options{PublicSuffixList: publicsuffix.List})
+	return jar
+}

@@ -1,0 +1,246 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// keyGate allows at most cap items per key at once (0 = no cap), and can
+// hold back one key until it is opened.
+type keyGate struct {
+	mu      sync.Mutex
+	cap     int
+	running map[string]int
+	peak    map[string]int
+	closed  map[string]bool
+	key     func(int) string
+}
+
+func newKeyGate(cap int, key func(int) string) *keyGate {
+	return &keyGate{cap: cap, running: map[string]int{}, peak: map[string]int{}, closed: map[string]bool{}, key: key}
+}
+
+func (g *keyGate) Key(i int) string { return g.key(i) }
+
+func (g *keyGate) TryStart(i int) (bool, time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	k := g.key(i)
+	if g.closed[k] {
+		return false, time.Millisecond
+	}
+	if g.cap > 0 && g.running[k] >= g.cap {
+		return false, 0
+	}
+	g.running[k]++
+	g.peak[k] = max(g.peak[k], g.running[k])
+	return true, 0
+}
+
+func (g *keyGate) Done(i int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.running[g.key(i)]--
+}
+
+func (g *keyGate) setClosed(k string, closed bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.closed[k] = closed
+}
+
+func TestGatedKeepsOrderAndCaps(t *testing.T) {
+	for _, order := range []Order{InputOrder, CompletionOrder} {
+		t.Run(order.String(), func(t *testing.T) {
+			ctx := t.Context()
+			gate := newKeyGate(2, func(i int) string { return fmt.Sprint(i % 5) })
+			const n = 500
+			got := collect(t, MapGated(ctx, ctx, feed(ctx, n), Options{Workers: 8, Order: order}, gate, scrambledDelay()))
+			if len(got) != n {
+				t.Fatalf("%d results, want %d", len(got), n)
+			}
+			seen := map[int]bool{}
+			for i, v := range got {
+				if seen[v] {
+					t.Fatalf("%d twice", v)
+				}
+				seen[v] = true
+				if order == InputOrder && v != i*10 {
+					t.Fatalf("result %d = %d: out of order", i, v)
+				}
+			}
+			for k, p := range gate.peak {
+				if p > 2 {
+					t.Fatalf("key %s had %d at once, cap 2", k, p)
+				}
+			}
+			if gate.peak["0"] < 2 {
+				t.Fatal("the cap was never reached: the test proves nothing")
+			}
+		})
+	}
+}
+
+// TestGatedDoesNotStarveOtherKeys: a busy key with stuck items must not hold
+// up items of other keys queued behind them.
+func TestGatedDoesNotStarveOtherKeys(t *testing.T) {
+	ctx := t.Context()
+	release := make(chan struct{})
+	gate := newKeyGate(2, func(i int) string {
+		if i < 20 {
+			return "slow"
+		}
+		return fmt.Sprint("fast", i%7)
+	})
+	var fastDone atomic.Int64
+	fn := func(ctx context.Context, i int) int {
+		if i < 20 {
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		} else {
+			fastDone.Add(1)
+		}
+		return i
+	}
+	out := MapGated(ctx, ctx, feed(ctx, 220), Options{Workers: 4, Order: CompletionOrder}, gate, fn)
+	// All 200 fast items finish while the 20 slow ones (2 running, 18
+	// queued ahead of every fast one) are stuck.
+	for range 200 {
+		select {
+		case v := <-out:
+			if v < 20 {
+				t.Fatalf("slow item %d finished while stuck", v)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("fast items starved: %d of 200 done", fastDone.Load())
+		}
+	}
+	close(release)
+	if rest := collect(t, out); len(rest) != 20 {
+		t.Fatalf("%d slow results, want 20", len(rest))
+	}
+}
+
+// TestGatedFullWindowAdmitsTheHead holds back the first item's key until
+// the window is full of later finished items: the head must still start.
+func TestGatedFullWindowAdmitsTheHead(t *testing.T) {
+	ctx := t.Context()
+	gate := newKeyGate(0, func(i int) string {
+		if i == 0 {
+			return "late"
+		}
+		return "early"
+	})
+	gate.setClosed("late", true)
+	var started atomic.Int64
+	fn := func(_ context.Context, i int) int {
+		started.Add(1)
+		return i
+	}
+	out := MapGated(ctx, ctx, feed(ctx, 50), Options{Workers: 2, Window: 2}, gate, fn)
+	deadline := time.Now().Add(10 * time.Second)
+	for started.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if n := started.Load(); n != 2 {
+		t.Fatalf("%d items started while the head was held back, want the window's 2", n)
+	}
+	gate.setClosed("late", false)
+	got := collect(t, out)
+	if len(got) != 50 || got[0] != 0 {
+		t.Fatalf("%d results, first %v", len(got), got[:1])
+	}
+}
+
+func TestGatedRetriesAfterWait(t *testing.T) {
+	ctx := t.Context()
+	gate := newKeyGate(0, func(int) string { return "k" })
+	gate.setClosed("k", true)
+	time.AfterFunc(30*time.Millisecond, func() { gate.setClosed("k", false) })
+	got := collect(t, MapGated(ctx, ctx, feed(ctx, 10), Options{Workers: 2, Order: CompletionOrder}, gate, func(_ context.Context, i int) int { return i }))
+	if len(got) != 10 {
+		t.Fatalf("%d results", len(got))
+	}
+}
+
+func TestGatedCancellation(t *testing.T) {
+	for _, order := range []Order{InputOrder, CompletionOrder} {
+		t.Run(order.String(), func(t *testing.T) {
+			ctx, cancel := context.WithCancel(t.Context())
+			gate := newKeyGate(1, func(i int) string { return fmt.Sprint(i % 3) })
+			in := make(chan int)
+			var wg sync.WaitGroup
+			wg.Go(func() {
+				defer close(in)
+				for i := 0; ; i++ {
+					select {
+					case in <- i:
+					case <-ctx.Done():
+						return
+					}
+				}
+			})
+			out := MapGated(ctx, ctx, in, Options{Workers: 4, Order: order}, gate, func(ctx context.Context, i int) int {
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Duration(i%5) * time.Millisecond):
+				}
+				return i
+			})
+			for range 30 {
+				<-out
+			}
+			cancel()
+			collect(t, out)
+			wg.Wait()
+		})
+	}
+}
+
+func BenchmarkMapGated(b *testing.B) {
+	for _, order := range []Order{InputOrder, CompletionOrder} {
+		b.Run(order.String(), func(b *testing.B) {
+			ctx := b.Context()
+			gate := newKeyGate(8, func(i int) string { return fmt.Sprint(i % 100) })
+			b.ReportAllocs()
+			for range MapGated(ctx, ctx, feed(ctx, b.N), Options{Workers: 32, Order: order}, gate, func(_ context.Context, i int) int { return i }) {
+			}
+		})
+	}
+}
+
+// TestGatedStopDropsReadAhead closes Stop while items are stuck: only the
+// started ones produce results; the read-ahead ones vanish, in both orders.
+func TestGatedStopDropsReadAhead(t *testing.T) {
+	for _, order := range []Order{InputOrder, CompletionOrder} {
+		t.Run(order.String(), func(t *testing.T) {
+			ctx := t.Context()
+			stop := make(chan struct{})
+			release := make(chan struct{})
+			var started atomic.Int64
+			gate := newKeyGate(0, func(int) string { return "k" })
+			out := MapGated(ctx, ctx, feed(ctx, 1000), Options{Workers: 4, Order: order, Lookahead: 100, Stop: stop}, gate, func(ctx context.Context, i int) int {
+				started.Add(1)
+				<-release
+				return i
+			})
+			deadline := time.Now().Add(10 * time.Second)
+			for started.Load() < 4 && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+			close(stop)
+			close(release)
+			got := collect(t, out)
+			if len(got) != 4 || started.Load() != 4 {
+				t.Fatalf("%d results from %d started items, want 4 and 4", len(got), started.Load())
+			}
+		})
+	}
+}

@@ -1,0 +1,161 @@
+package pipeline
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/trawl-dev/trawl/throttle"
+)
+
+// peakServer counts requests in flight and remembers the peak.
+type peakServer struct {
+	*httptest.Server
+	running, peak, total atomic.Int64
+}
+
+func newPeakServer(delay time.Duration) *peakServer {
+	s := &peakServer{}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := s.running.Add(1)
+		defer s.running.Add(-1)
+		s.total.Add(1)
+		for {
+			old := s.peak.Load()
+			if n <= old || s.peak.CompareAndSwap(old, n) {
+				break
+			}
+		}
+		time.Sleep(delay)
+		io.WriteString(w, "ok")
+	}))
+	return s
+}
+
+func TestPerHostCapUnderLoad(t *testing.T) {
+	a, b := newPeakServer(5*time.Millisecond), newPeakServer(5*time.Millisecond)
+	defer a.Close()
+	defer b.Close()
+	var urls []string
+	for i := range 200 {
+		srv := a
+		if i%2 == 1 {
+			srv = b
+		}
+		urls = append(urls, fmt.Sprintf("%s/%d", srv.URL, i))
+	}
+	for _, order := range []Order{InputOrder, CompletionOrder} {
+		a.peak.Store(0)
+		b.peak.Store(0)
+		var buf lockedBuffer
+		cfg := testConfig(t, urls, &buf)
+		cfg.FetchStage = Options{Workers: 32, Order: order}
+		cfg.Throttle = throttle.New(throttle.Options{PerHost: 3})
+		if res, err := Run(t.Context(), cfg); err != nil || !res.Complete {
+			t.Fatal(res, err)
+		}
+		if n := len(parseLines(t, buf.String())); n != 200 {
+			t.Fatalf("%d records", n)
+		}
+		for name, s := range map[string]*peakServer{"a": a, "b": b} {
+			if p := s.peak.Load(); p > 3 || p < 2 {
+				t.Errorf("%s: server %s saw %d requests at once, want 2..3", order, name, p)
+			}
+		}
+	}
+}
+
+// TestSlowHostDoesNotStarveFastHosts puts 40 URLs of a slow host ahead of
+// 400 URLs of fast hosts: with a per-host cap, the fast ones must all be
+// done before the slow host gets far.
+func TestSlowHostDoesNotStarveFastHosts(t *testing.T) {
+	slow := newPeakServer(100 * time.Millisecond)
+	fast := newPeakServer(0)
+	defer slow.Close()
+	defer fast.Close()
+	var urls []string
+	for i := range 40 {
+		urls = append(urls, fmt.Sprintf("%s/slow/%d", slow.URL, i))
+	}
+	for i := range 400 {
+		urls = append(urls, fmt.Sprintf("%s/fast/%d", fast.URL, i))
+	}
+	var buf lockedBuffer
+	cfg := testConfig(t, urls, &buf)
+	cfg.FetchStage = Options{Workers: 8, Order: CompletionOrder}
+	cfg.TransformStage.Order = CompletionOrder
+	cfg.Throttle = throttle.New(throttle.Options{PerHost: 2})
+	start := time.Now()
+	if _, err := Run(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	lines := parseLines(t, buf.String())
+	slowSeen := 0
+	for _, l := range lines {
+		if strings.Contains(l.URL, "/slow/") {
+			slowSeen++
+			continue
+		}
+		if slowSeen > 20 {
+			t.Fatalf("a fast URL was written after %d of the slow ones: the slow host held workers", slowSeen)
+		}
+	}
+	t.Logf("440 URLs (40 on a 100ms host at 2 at a time) in %s", time.Since(start))
+}
+
+// rateLimitedServer enforces 20 requests/s with a token bucket and answers
+// 429 with Retry-After: 1 beyond it, counting the rejections.
+func rateLimitedServer() (*httptest.Server, *atomic.Int64) {
+	var rejected atomic.Int64
+	lim := rate.NewLimiter(20, 5)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !lim.Allow() {
+			rejected.Add(1)
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "slow down", http.StatusTooManyRequests)
+			return
+		}
+		io.WriteString(w, "ok")
+	}))
+	return srv, &rejected
+}
+
+func TestAdaptiveBackoffReducesRejections(t *testing.T) {
+	rejections := map[bool]int64{}
+	for _, adaptive := range []bool{false, true} {
+		srv, rejected := rateLimitedServer()
+		urls := make([]string, 60)
+		for i := range urls {
+			urls[i] = fmt.Sprintf("%s/%d", srv.URL, i)
+		}
+		var buf lockedBuffer
+		cfg := testConfig(t, urls, &buf)
+		cfg.FetchStage = Options{Workers: 16, Order: CompletionOrder}
+		cfg.Fetch.Retries = 20
+		cfg.Fetch.RetryDelay = 50 * time.Millisecond
+		cfg.Fetch.MaxRetryWait = 5 * time.Second
+		cfg.Throttle = throttle.New(throttle.Options{PerHost: 16, Adaptive: adaptive})
+		start := time.Now()
+		st := withStats(&cfg)
+		if _, err := Run(t.Context(), cfg); err != nil {
+			t.Fatal(err)
+		}
+		srv.Close()
+		snap := st.Snapshot(time.Now())
+		t.Logf("adaptive=%v: %d URLs ok of 60, %d rejections, %s", adaptive, snap.OK, rejected.Load(), time.Since(start).Round(time.Millisecond))
+		if snap.OK != 60 {
+			t.Fatalf("adaptive=%v: %d of 60 URLs succeeded", adaptive, snap.OK)
+		}
+		rejections[adaptive] = rejected.Load()
+	}
+	if rejections[true]*4 > rejections[false] {
+		t.Fatalf("adaptive backoff got %d rejections, plain retries %d: want under a quarter", rejections[true], rejections[false])
+	}
+}

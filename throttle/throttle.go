@@ -1,0 +1,349 @@
+// Package throttle keeps trawl polite: at most N requests in flight per
+// host, token-bucket rate limits for the whole run and per host, and
+// adaptive backoff for hosts that answer 429 or 503, which slows that host
+// down as a whole, honours Retry-After and RateLimit headers, and speeds up
+// again gradually while the host answers well.
+//
+// Every attempt pays a token: the first attempt of a URL when the scheduler
+// starts it (TryAcquire), retries and redirects in the transport (Wait).
+package throttle
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Options configures a Throttle.
+type Options struct {
+	// PerHost caps requests in flight to one host; 0 means no cap.
+	PerHost int
+	// Rate limits requests per second over the whole run; 0 means none.
+	Rate float64
+	// PerHostRate limits requests per second to each host; 0 means none.
+	PerHostRate float64
+	// Adaptive slows hosts down when they answer 429 or 503.
+	Adaptive bool
+	// Now returns the current time; tests replace it.
+	Now func() time.Time
+}
+
+// Throttle holds the limits of one run. It is safe for concurrent use.
+type Throttle struct {
+	opts   Options
+	mu     sync.Mutex
+	global *rate.Limiter
+	hosts  map[string]*host
+	ops    int
+}
+
+// host is the state kept for one host while it needs any.
+type host struct {
+	inflight  int
+	cap       int           // current concurrency cap (0 = none); lowered by adaptation
+	limiter   *rate.Limiter // configured or adaptive rate; nil = none
+	adaptive  bool          // limiter was created by adaptation, not configured
+	troubleAt rate.Limit    // the rate at which an adaptive limiter started
+	paused    time.Time     // no new requests before this
+	good      int           // successes since the last adjustment
+	slowedAt  time.Time     // the last slow-down, to react once per round trip
+	starts    []time.Time   // recent starts, to estimate the host's rate
+	oks       []time.Time   // recent successes, to estimate what the host accepts
+	lastUsed  time.Time
+}
+
+// New returns a Throttle for opts.
+func New(opts Options) *Throttle {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	t := &Throttle{opts: opts, hosts: make(map[string]*host)}
+	if opts.Rate > 0 {
+		t.global = rate.NewLimiter(rate.Limit(opts.Rate), burst(opts.Rate))
+	}
+	return t
+}
+
+// burst allows short bursts of up to a second's worth of requests (at least
+// one), the usual token-bucket setting.
+func burst(r float64) int { return max(1, int(math.Ceil(r))) }
+
+// Key returns the host key of a URL: the lowercased host:port, with the
+// scheme's default port made explicit, so http://a and http://A:80 share
+// their limits.
+func Key(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+	}
+	return strings.ToLower(u.Hostname()) + ":" + port
+}
+
+func (t *Throttle) host(key string, now time.Time) *host {
+	h, ok := t.hosts[key]
+	if !ok {
+		h = &host{cap: t.opts.PerHost}
+		if t.opts.PerHostRate > 0 {
+			h.limiter = rate.NewLimiter(rate.Limit(t.opts.PerHostRate), burst(t.opts.PerHostRate))
+		}
+		t.hosts[key] = h
+	}
+	h.lastUsed = now
+	return h
+}
+
+// TryAcquire starts a request to the host if its cap, any pause and the
+// rate limits allow it now, paying the first attempt's tokens. Otherwise it
+// reports how long until asking again may succeed (0 when only a finishing
+// request can help).
+func (t *Throttle) TryAcquire(key string) (bool, time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.opts.Now()
+	t.sweep(now)
+	h := t.host(key, now)
+	if now.Before(h.paused) {
+		return false, h.paused.Sub(now)
+	}
+	if h.cap > 0 && h.inflight >= h.cap {
+		return false, 0
+	}
+	if wait := t.reserve(h, now); wait > 0 {
+		return false, wait
+	}
+	h.inflight++
+	h.starts = append(h.starts, now)
+	return true, 0
+}
+
+// reserve takes a token from the global and the host limiter, or neither,
+// returning how long until both would have one.
+func (t *Throttle) reserve(h *host, now time.Time) time.Duration {
+	var rs []*rate.Reservation
+	var wait time.Duration
+	for _, l := range []*rate.Limiter{t.global, h.limiter} {
+		if l == nil {
+			continue
+		}
+		r := l.ReserveN(now, 1)
+		rs = append(rs, r)
+		wait = max(wait, r.DelayFrom(now))
+	}
+	if wait > 0 {
+		for _, r := range rs {
+			r.CancelAt(now)
+		}
+	}
+	return wait
+}
+
+// Release ends a request started by TryAcquire.
+func (t *Throttle) Release(key string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if h, ok := t.hosts[key]; ok && h.inflight > 0 {
+		h.inflight--
+	}
+}
+
+// Wait blocks until another attempt to the host (a retry or a redirect) may
+// be sent: after any pause, with a token from each rate limit.
+func (t *Throttle) Wait(ctx context.Context, key string) error {
+	for {
+		t.mu.Lock()
+		now := t.opts.Now()
+		h := t.host(key, now)
+		wait := h.paused.Sub(now)
+		if wait <= 0 {
+			wait = t.reserve(h, now)
+			if wait <= 0 {
+				h.starts = append(h.starts, now)
+			}
+		}
+		t.mu.Unlock()
+		if wait <= 0 {
+			return nil
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return ctx.Err()
+		}
+	}
+}
+
+// Observe feeds a response back for adaptive backoff: 429 and 503 slow the
+// host down, successes speed it up again.
+func (t *Throttle) Observe(key string, status int, header http.Header) {
+	if !t.opts.Adaptive {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.opts.Now()
+	h := t.host(key, now)
+	if pause, ok := rateLimitPause(header, now); ok && pause > 0 {
+		if until := now.Add(min(pause, time.Hour)); until.After(h.paused) {
+			h.paused = until
+		}
+	}
+	switch {
+	case status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable:
+		t.slowDown(h, now)
+	case status >= 200 && status < 400:
+		h.oks = append(h.oks, now)
+		t.speedUp(h)
+	}
+}
+
+// slowDown reacts to a refusal. The first paces the host at the rate it
+// has recently accepted (rather than the rate that overloaded it); later
+// ones cut that pace by a quarter, and halve the requests in flight.
+// Refusals of requests sent before the last reaction say nothing new, so
+// it reacts at most once a second.
+func (t *Throttle) slowDown(h *host, now time.Time) {
+	h.good = 0
+	if now.Sub(h.slowedAt) < time.Second {
+		return
+	}
+	h.slowedAt = now
+	if h.cap == 0 {
+		h.cap = max(1, h.inflight)
+	}
+	h.cap = max(1, h.cap/2)
+	if h.limiter == nil {
+		h.troubleAt = rate.Limit(max(1, recent(&h.starts, now)))
+		// The successes seen so far may lag behind the refusals that
+		// arrive with them, so a quarter of the overloading rate is the
+		// floor of the first pace.
+		h.limiter = rate.NewLimiter(max(rate.Limit(recent(&h.oks, now)), h.troubleAt/4), 1)
+		h.adaptive = true
+		return
+	}
+	h.limiter.SetLimitAt(now, max(0.5, h.limiter.Limit()*0.75))
+}
+
+// speedUp gives something back after every five good answers: a fifth more
+// rate, or one more request in flight, up to what was configured.
+func (t *Throttle) speedUp(h *host) {
+	h.good++
+	if h.good < 5 {
+		return
+	}
+	h.good = 0
+	switch {
+	case h.limiter != nil && h.adaptive:
+		if next := h.limiter.Limit() * 1.2; next >= h.troubleAt {
+			h.limiter, h.adaptive = nil, false // back where trouble began: stop pacing
+		} else {
+			h.limiter.SetLimit(next)
+		}
+	case h.limiter != nil && float64(h.limiter.Limit()) < t.opts.PerHostRate:
+		h.limiter.SetLimit(min(rate.Limit(t.opts.PerHostRate), h.limiter.Limit()*1.25))
+	case t.opts.PerHost > 0 && h.cap < t.opts.PerHost:
+		h.cap++
+	case t.opts.PerHost == 0 && h.cap > 0:
+		h.cap++
+		if h.cap > 64 {
+			h.cap = 0 // back to no cap
+		}
+	}
+}
+
+// recent returns events per second over the last five seconds, dropping
+// older events from the list.
+func recent(events *[]time.Time, now time.Time) float64 {
+	const span = 5 * time.Second
+	cutoff := now.Add(-span)
+	i := 0
+	for i < len(*events) && (*events)[i].Before(cutoff) {
+		i++
+	}
+	*events = (*events)[i:]
+	if len(*events) == 0 {
+		return 0
+	}
+	elapsed := max(now.Sub((*events)[0]).Seconds(), 1)
+	return float64(len(*events)) / elapsed
+}
+
+// sweep forgets hosts idle for a while, so a list of millions of hosts does
+// not keep millions of entries. It runs every 4096 calls.
+func (t *Throttle) sweep(now time.Time) {
+	t.ops++
+	if t.ops%4096 != 0 {
+		return
+	}
+	for k, h := range t.hosts {
+		if h.inflight == 0 && now.Sub(h.lastUsed) > time.Minute && now.After(h.paused) {
+			delete(t.hosts, k)
+		}
+	}
+	for _, h := range t.hosts {
+		recent(&h.starts, now)
+		recent(&h.oks, now)
+	}
+}
+
+// rateLimitPause reads how long a host asks to be left alone: Retry-After
+// (seconds or a date), or RateLimit-Reset / X-RateLimit-Reset when the
+// matching Remaining header says nothing is left. Reset values above 10^9
+// are read as Unix times, as some APIs send them.
+func rateLimitPause(h http.Header, now time.Time) (time.Duration, bool) {
+	if v := h.Get("Retry-After"); v != "" {
+		if secs, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil && secs >= 0 {
+			return time.Duration(min(secs, 3600)) * time.Second, true
+		}
+		if at, err := http.ParseTime(v); err == nil {
+			return at.Sub(now), true
+		}
+	}
+	for _, prefix := range []string{"RateLimit-", "X-RateLimit-"} {
+		rem := strings.TrimSpace(h.Get(prefix + "Remaining"))
+		reset := strings.TrimSpace(h.Get(prefix + "Reset"))
+		if rem != "0" || reset == "" {
+			continue
+		}
+		v, err := strconv.ParseFloat(reset, 64)
+		if err != nil || v < 0 {
+			continue
+		}
+		if v > 1e9 {
+			return time.Unix(int64(v), 0).Sub(now), true
+		}
+		return time.Duration(min(v, 3600) * float64(time.Second)), true
+	}
+	return 0, false
+}
+
+// ParseRate reads a rate such as "10", "10/s", "600/m" or "3600/h" as
+// requests per second.
+func ParseRate(s string) (float64, error) {
+	num, unit, _ := strings.Cut(strings.TrimSpace(s), "/")
+	v, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
+	if err != nil || v < 0 || math.IsInf(v, 0) || math.IsNaN(v) {
+		return 0, fmt.Errorf("bad rate %q: want requests per second like 10, 10/s, 600/m or 3600/h", s)
+	}
+	switch strings.TrimSpace(unit) {
+	case "", "s", "sec":
+		return v, nil
+	case "m", "min":
+		return v / 60, nil
+	case "h", "hour":
+		return v / 3600, nil
+	}
+	return 0, fmt.Errorf("bad rate %q: the unit after / must be s, m or h", s)
+}
