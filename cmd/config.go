@@ -243,6 +243,7 @@ type Config struct {
 	LogFile        string
 	LogFormat      string
 	Throttle       throttle.Options
+	Dedupe         bool
 	// TransformsFromDefault is true when no layer named any transform.
 	TransformsFromDefault bool
 	// MaxFailuresFromDefault is true when no layer set a failure tolerance.
@@ -420,13 +421,6 @@ func (s *settings) resolve(inputs []string, registry *transform.Registry) (*Conf
 	}
 	c.TransformsFromDefault = s.byName[optTransform].from.layer == "default"
 	c.TransformOpts = transform.Options{ExecTimeout: p.duration(optExecTimeout, true), MaxOutput: fo.MaxBody}
-	if p.err == nil {
-		// Building the chain once here turns an unknown transform or a bad
-		// argument into a usage error before anything is fetched.
-		if _, err := registry.NewChain(c.Transforms, sink.Layout{Files: p.str(optOutputDir) != ""}.Reserved, c.TransformOpts); err != nil {
-			p.fail(optTransform, err)
-		}
-	}
 
 	if tol, err := stats.ParseTolerance(p.str(optMaxFailures)); err != nil {
 		p.fail(optMaxFailures, err)
@@ -459,6 +453,14 @@ func (s *settings) resolve(inputs []string, registry *transform.Registry) (*Conf
 		PerHostRate: p.rate(optPerHostRate),
 		Adaptive:    !p.boolean(optNoAdaptive),
 	}
+	c.Dedupe = p.boolean(optDedupe)
+	if p.err == nil {
+		// Building the chain once here turns an unknown transform or a bad
+		// argument into a usage error before anything is fetched.
+		if _, err := registry.NewChain(c.Transforms, c.layout().Reserved, c.TransformOpts); err != nil {
+			p.fail(optTransform, err)
+		}
+	}
 	if p.err == nil {
 		p.err = s.combinations(c)
 	}
@@ -466,6 +468,11 @@ func (s *settings) resolve(inputs []string, registry *transform.Registry) (*Conf
 		return nil, p.err
 	}
 	return c, nil
+}
+
+// layout is the set of record fields this configuration writes.
+func (c *Config) layout() sink.Layout {
+	return sink.Layout{Files: c.OutputDir != "", Duplicates: c.Dedupe}
 }
 
 // combinations rejects settings that make sense alone but not together.

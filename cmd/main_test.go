@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"bufio"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -304,6 +305,27 @@ func newTestHandler() *testHandler {
 	})
 	mux.HandleFunc("/to-ftp", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "ftp://files.example.test/x", http.StatusFound)
+	})
+	// /gzip: a gzip-encoded page.
+	mux.HandleFunc("/gzip", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.Header().Set("Content-Encoding", "gzip")
+		zw := gzip.NewWriter(w)
+		io.WriteString(zw, "<title>"+strings.Repeat("compressed ", 100)+"</title>")
+		zw.Close()
+	})
+	// /cookie/set and /cookie/get: a cookie round trip.
+	mux.HandleFunc("/cookie/set", func(w http.ResponseWriter, r *http.Request) {
+		http.SetCookie(w, &http.Cookie{Name: "session", Value: "s3cret", Path: "/"})
+	})
+	mux.HandleFunc("/cookie/get", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		c, err := r.Cookie("session")
+		if err != nil {
+			io.WriteString(w, "<title>no cookie</title>")
+			return
+		}
+		fmt.Fprintf(w, "<title>cookie %s</title>", c.Value)
 	})
 	// /big?kib=N: N KiB of text.
 	mux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) {

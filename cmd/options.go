@@ -101,6 +101,7 @@ const (
 	optHTTP1                = "http1"
 	optCookies              = "cookies"
 	optResolve              = "resolve"
+	optDedupe               = "dedupe"
 )
 
 // optionTable lists every setting in the order --help and `trawl config`
@@ -147,6 +148,7 @@ func optionTable(version string) []option {
 		{optRate, "", kindString, "0", "requests per second over the whole run, e.g. 10, 10/s, 600/m (0 = no limit)", "Politeness"},
 		{optPerHostRate, "", kindString, "0", "requests per second to each host (0 = no limit)", "Politeness"},
 		{optNoAdaptive, "", kindBool, "false", "do not slow down hosts that answer 429 or 503", "Politeness"},
+		{optDedupe, "", kindBool, "false", "fetch each distinct URL once; later lines with it copy its result and say duplicate_of", "Politeness"},
 
 		{optTransform, "x", kindList, "", "add a transform [KEY:]NAME[=ARG] (repeatable; see 'trawl transforms')", "Transforms"},
 		{optExecTimeout, "", kindDuration, "30s", "limit for one run of an exec command or a jq program on one record", "Transforms"},

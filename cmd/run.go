@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/trawl-dev/trawl/atomicfile"
+	"github.com/trawl-dev/trawl/dedupe"
 	"github.com/trawl-dev/trawl/lockfile"
 	"github.com/trawl-dev/trawl/pipeline"
 	"github.com/trawl-dev/trawl/progress"
@@ -41,7 +42,7 @@ func (a *app) fetchRun(ctx context.Context, cfg *Config, in *runInput) (err erro
 		// Someone typed `trawl` with no list: say why nothing happens.
 		fmt.Fprintln(a.streams.Err, "trawl: reading URLs from the terminal, one per line; end with Ctrl-D (see 'trawl --help')")
 	}
-	chain, err := a.registry.NewChain(cfg.Transforms, sink.Layout{Files: cfg.OutputDir != ""}.Reserved, cfg.TransformOpts)
+	chain, err := a.registry.NewChain(cfg.Transforms, cfg.layout().Reserved, cfg.TransformOpts)
 	if err != nil {
 		return &usageError{err}
 	}
@@ -111,6 +112,7 @@ func (a *app) fetchRun(ctx context.Context, cfg *Config, in *runInput) (err erro
 		Grace:          cfg.Grace,
 		Observe:        observe,
 		Throttle:       throttle.New(cfg.Throttle),
+		Dedupe:         dedupeFor(cfg),
 	})
 	stopProgress()
 	if errors.Is(runErr, sink.ErrInputChanged) {
@@ -170,6 +172,13 @@ func (a *app) outcome(ctx context.Context, cfg *Config, st *stats.Stats, res pip
 		return runOutcome{"failures", &exitError{code: ExitSomeFailed, msg: fmt.Sprintf("%d of %d URLs failed (tolerated: --max-failures %s)", snap.Failed, snap.Records, cfg.MaxFailures)}}
 	}
 	return runOutcome{"ok", nil}
+}
+
+func dedupeFor(cfg *Config) *dedupe.Deduper {
+	if !cfg.Dedupe {
+		return nil
+	}
+	return dedupe.New(dedupe.DefaultBudget)
 }
 
 // say prints one line of status on stderr, with trawl's prefix.

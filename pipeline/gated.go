@@ -9,7 +9,8 @@ import (
 // Gate decides when an item may start, for stages whose items compete for
 // shared limits (such as requests per host). Items with the same key share
 // their limits: when one is refused, the others with that key are not asked
-// again in the same round.
+// again in the same round. Items whose key is "" are under no limit and
+// start without asking.
 type Gate[T any] interface {
 	// Key groups items that share limits.
 	Key(item T) string
@@ -17,14 +18,16 @@ type Gate[T any] interface {
 	// start now. When it may not, retryIn says when asking again could
 	// succeed; 0 means only after some item is Done.
 	TryStart(item T) (ok bool, retryIn time.Duration)
-	// Done releases what TryStart reserved.
-	Done(item T)
+	// Done releases what TryStart reserved for an item with this key. It
+	// gets the key rather than the item, which by then belongs downstream.
+	Done(key string)
 }
 
 // gatedEntry is one item between input and output.
 type gatedEntry[In, Out any] struct {
 	item In
 	seq  int64
+	key  string   // set when it starts
 	slot chan Out // input order only: where its result waits for release
 }
 
@@ -49,7 +52,7 @@ func MapGated[In, Out any](ctx, workCtx context.Context, in <-chan In, opts Opti
 
 	out := make(chan Out)
 	jobs := make(chan *gatedEntry[In, Out], opts.Workers)
-	doneC := make(chan In, opts.Workers)
+	doneC := make(chan string, opts.Workers)
 	freeC := make(chan struct{}, opts.Workers)
 	// Every entry taken from the input is released exactly once, and at
 	// most lookahead+window are outstanding, so sends on these never block.
@@ -60,8 +63,9 @@ func MapGated[In, Out any](ctx, workCtx context.Context, in <-chan In, opts Opti
 	for range opts.Workers {
 		workers.Go(func() {
 			for e := range jobs {
+				key := e.key // read before the item is handed on
 				res := fn(workCtx, e.item)
-				doneC <- e.item
+				doneC <- key
 				if ordered {
 					e.slot <- res
 				} else {
@@ -163,8 +167,10 @@ func MapGated[In, Out any](ctx, workCtx context.Context, in <-chan In, opts Opti
 					orderC <- e
 				}
 				d.pending = append(d.pending, e)
-			case v := <-doneC:
-				gate.Done(v)
+			case key := <-doneC:
+				if key != "" {
+					gate.Done(key)
+				}
 			case <-freeC:
 				d.free++
 			case <-releasedC:
@@ -233,7 +239,10 @@ func (d *gatedDispatcher[In, Out]) dispatch(jobs chan<- *gatedEntry[In, Out]) ti
 			kept = append(kept, e)
 			continue
 		}
-		ok, retryIn := d.gate.TryStart(e.item)
+		ok, retryIn := true, time.Duration(0)
+		if key != "" {
+			ok, retryIn = d.gate.TryStart(e.item)
+		}
 		if !ok {
 			d.refused[key] = true
 			if retryIn > 0 && (soonest == 0 || retryIn < soonest) {
@@ -242,6 +251,7 @@ func (d *gatedDispatcher[In, Out]) dispatch(jobs chan<- *gatedEntry[In, Out]) ti
 			kept = append(kept, e)
 			continue
 		}
+		e.key = key
 		jobs <- e
 		d.free--
 		if d.ordered {

@@ -41,10 +41,10 @@ func (g *keyGate) TryStart(i int) (bool, time.Duration) {
 	return true, 0
 }
 
-func (g *keyGate) Done(i int) {
+func (g *keyGate) Done(key string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.running[g.key(i)]--
+	g.running[key]--
 }
 
 func (g *keyGate) setClosed(k string, closed bool) {

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/trawl-dev/trawl/dedupe"
 	"github.com/trawl-dev/trawl/fetch"
 	"github.com/trawl-dev/trawl/record"
 	"github.com/trawl-dev/trawl/sink"
@@ -44,6 +45,9 @@ type Config struct {
 	Grace time.Duration
 	// Observe, when set, is called with every record as it is written.
 	Observe func(*record.Record)
+	// Dedupe, when set, fetches each distinct URL once; later lines with
+	// the same URL copy the first one's result.
+	Dedupe *dedupe.Deduper
 	// Throttle, when set, limits requests per host and per second and
 	// adapts to hosts that push back; the fetch stage then schedules URLs
 	// so that no worker waits for a busy host while others are free.
@@ -61,25 +65,22 @@ type Result struct {
 // Records without a target (invalid lines) pass at once.
 type hostGate struct{ t *throttle.Throttle }
 
+// Records without a target (invalid lines) or that will copy an earlier
+// result make no request and pass at once.
+func requests(r *record.Record) bool { return r.Target != nil && !r.CopyPending }
+
 func (g hostGate) Key(r *record.Record) string {
-	if r.Target == nil {
+	if !requests(r) {
 		return ""
 	}
 	return throttle.Key(r.Target)
 }
 
 func (g hostGate) TryStart(r *record.Record) (bool, time.Duration) {
-	if r.Target == nil {
-		return true, 0
-	}
 	return g.t.TryAcquire(throttle.Key(r.Target))
 }
 
-func (g hostGate) Done(r *record.Record) {
-	if r.Target != nil {
-		g.t.Release(throttle.Key(r.Target))
-	}
-}
+func (g hostGate) Done(key string) { g.t.Release(key) }
 
 // storeAdapter lets a sink.Dir serve as fetch's BodyStore; the two packages
 // do not know each other.
@@ -103,7 +104,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	if chain == nil {
 		chain = &transform.Chain{}
 	}
-	layout := sink.Layout{Files: cfg.OutputDir != "", Columns: chain.Columns()}
+	layout := sink.Layout{Files: cfg.OutputDir != "", Duplicates: cfg.Dedupe != nil, Columns: chain.Columns()}
 	outOpts := cfg.OutputOptions
 	if cfg.Resume != nil {
 		outOpts.Append = true
@@ -152,8 +153,18 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		return res, err
 	}
 	input := cfg.Input
-	if cfg.Resume != nil {
-		input.Skip = func(r *record.Record) (bool, error) { return cfg.Resume.Done(r.Index, r.URL) }
+	if cfg.Resume != nil || cfg.Dedupe != nil {
+		input.Skip = func(r *record.Record) (bool, error) {
+			if cfg.Resume != nil {
+				if done, err := cfg.Resume.Done(r.Index, r.URL); done || err != nil {
+					return done, err
+				}
+			}
+			if cfg.Dedupe != nil {
+				cfg.Dedupe.Check(r)
+			}
+			return false, nil
+		}
 	}
 
 	// abortCtx tears everything down at once when trawl itself fails.
@@ -185,7 +196,9 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 
 	records, readErr := source.Read(sourceCtx, input)
 	fetchOne := func(ctx context.Context, r *record.Record) *record.Record {
-		client.Fetch(ctx, r)
+		if !r.CopyPending {
+			client.Fetch(ctx, r)
+		}
 		return r
 	}
 	var fetched <-chan *record.Record
@@ -197,10 +210,15 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		fetched = Map(abortCtx, workCtx, records, cfg.FetchStage, fetchOne)
 	}
 	transformed := Map(abortCtx, workCtx, fetched, cfg.TransformStage, func(ctx context.Context, r *record.Record) *record.Record {
-		chain.Apply(ctx, r)
+		if !r.CopyPending {
+			chain.Apply(ctx, r)
+		}
 		r.Body, r.Header = nil, nil // written records need neither
 		return r
 	})
+	if cfg.Dedupe != nil {
+		transformed = joinDuplicates(abortCtx, transformed, cfg.Dedupe)
+	}
 
 	observe := cfg.Observe
 	if observe == nil {

@@ -72,6 +72,13 @@ type Record struct {
 	Attempts int
 	// Duration is the wall time spent fetching, retries and waits included.
 	Duration time.Duration
+	// Duplicate reports (with --dedupe) that an earlier line had the same
+	// URL; DuplicateOf is that line's index.
+	Duplicate   bool
+	DuplicateOf int64
+	// CopyPending marks a duplicate whose result will be copied from its
+	// first occurrence instead of being fetched.
+	CopyPending bool
 	// Err is the first failure that happened to this record; nil on success.
 	Err error
 	// ErrKind classifies Err.

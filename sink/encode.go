@@ -60,6 +60,9 @@ func fileFields() []string { return []string{"file", "sha256"} }
 // Layout says which fields records have: the fixed ones, the file fields
 // when bodies are saved to a directory, then the transform outputs.
 type Layout struct {
+	// Duplicates adds "duplicate_of" (--dedupe): the index of the first
+	// line with the same URL, or null.
+	Duplicates bool
 	// Files adds "file" (the saved body's path in the output directory)
 	// and "sha256" (its hash).
 	Files bool
@@ -70,6 +73,9 @@ type Layout struct {
 // Names returns every field name in output order.
 func (l Layout) Names() []string {
 	names := Fields()
+	if l.Duplicates {
+		names = append(names, "duplicate_of")
+	}
 	if l.Files {
 		names = append(names, fileFields()...)
 	}
@@ -78,7 +84,7 @@ func (l Layout) Names() []string {
 
 // Reserved reports the names transforms may not use under this layout.
 func (l Layout) Reserved(name string) bool {
-	if IsField(name) {
+	if IsField(name) || l.Duplicates && name == "duplicate_of" {
 		return true
 	}
 	if l.Files {
@@ -95,6 +101,13 @@ func (l Layout) Reserved(name string) bool {
 func (l Layout) values(dst []any, r *record.Record) []any {
 	fixed := fixedValues(r)
 	dst = append(dst, fixed[:]...)
+	if l.Duplicates {
+		if r.Duplicate {
+			dst = append(dst, r.DuplicateOf)
+		} else {
+			dst = append(dst, nil)
+		}
+	}
 	if l.Files {
 		if r.File != "" {
 			dst = append(dst, r.File, r.FileSHA256)

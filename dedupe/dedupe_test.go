@@ -1,0 +1,184 @@
+package dedupe
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/trawl-dev/trawl/record"
+)
+
+func mustParse(t testing.TB, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func TestNormalize(t *testing.T) {
+	same := [][]string{
+		{"http://Example.COM/a", "HTTP://example.com:80/a", "http://example.com/a#frag"},
+		{"https://example.com", "https://example.com:443/", "https://EXAMPLE.com/#x"},
+		{"http://[::1]:8080/x", "http://[::1]:8080/x#y"},
+	}
+	for _, group := range same {
+		want := Normalize(mustParse(t, group[0]))
+		for _, s := range group[1:] {
+			if got := Normalize(mustParse(t, s)); got != want {
+				t.Errorf("Normalize(%s) = %s, want %s", s, got, want)
+			}
+		}
+	}
+	different := []string{"http://example.com/a", "https://example.com/a", "http://example.com/A", "http://example.com/a?x=1", "http://example.com:8080/a"}
+	seen := map[string]string{}
+	for _, s := range different {
+		n := Normalize(mustParse(t, s))
+		if prev, dup := seen[n]; dup {
+			t.Errorf("%s and %s normalize alike (%s)", s, prev, n)
+		}
+		seen[n] = s
+	}
+}
+
+func TestSet(t *testing.T) {
+	var s Set
+	for i := range 100000 {
+		if _, seen := s.FirstOrAdd(uint64(i+1)*0x9E3779B97F4A7C15, int64(i)); seen {
+			t.Fatalf("new hash %d reported seen", i)
+		}
+	}
+	for i := range 100000 {
+		first, seen := s.FirstOrAdd(uint64(i+1)*0x9E3779B97F4A7C15, int64(i+1_000_000))
+		if !seen || first != int64(i) {
+			t.Fatalf("hash %d: first %d seen %v", i, first, seen)
+		}
+	}
+	if first, seen := s.FirstOrAdd(0, 5); seen || first != 0 {
+		t.Fatal("hash 0 mishandled")
+	}
+	if first, seen := s.FirstOrAdd(0, 9); !seen || first != 5 {
+		t.Fatal("hash 0 not found again")
+	}
+	if s.Len() != 100001 {
+		t.Fatalf("len %d", s.Len())
+	}
+	// 12 bytes a slot, at most 3/4 full: 100001 entries fit 2^18 slots.
+	if s.Bytes() != (1<<18)*12 {
+		t.Fatalf("bytes %d", s.Bytes())
+	}
+}
+
+// TestSetMemoryForTenMillion reports the figure the documentation gives.
+func TestSetMemoryForTenMillion(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocates 200 MB")
+	}
+	var s Set
+	for i := range 10_000_000 {
+		s.FirstOrAdd(uint64(i+1)*0x9E3779B97F4A7C15, int64(i))
+	}
+	mb := float64(s.Bytes()) / (1 << 20)
+	t.Logf("10M distinct URLs: %.0f MiB (%.1f bytes each)", mb, float64(s.Bytes())/1e7)
+	if mb > 200 {
+		t.Fatalf("%.0f MiB for 10M URLs", mb)
+	}
+}
+
+func rec(t *testing.T, index int64, raw string) *record.Record {
+	return &record.Record{Index: index, URL: raw, Target: mustParse(t, raw)}
+}
+
+func TestDeduperCopiesAndHolds(t *testing.T) {
+	d := New(DefaultBudget)
+	a0 := rec(t, 0, "http://h/a")
+	b1 := rec(t, 1, "http://h/b")
+	a2 := rec(t, 2, "HTTP://H/a#x")
+	bad := &record.Record{Index: 3, URL: "nope"}
+	for _, r := range []*record.Record{a0, b1, a2, bad} {
+		d.Check(r)
+	}
+	if a0.Duplicate || b1.Duplicate || bad.Duplicate || !a2.Duplicate || a2.DuplicateOf != 0 || !a2.CopyPending {
+		t.Fatalf("marks: %+v", a2)
+	}
+	// In completion order the duplicate may come first: it must wait.
+	if d.Fill(a2) {
+		t.Fatal("filled before the original passed")
+	}
+	a0.Status, a0.Attempts, a0.Values = 200, 2, []any{"title A"}
+	d.Passed(a0)
+	if !d.Fill(a2) || a2.Status != 200 || a2.Attempts != 0 || a2.Values[0] != "title A" || a2.CopyPending {
+		t.Fatalf("copy: %+v", a2)
+	}
+	// A failed original's failure is copied too.
+	b1.Fail(record.KindTimeout, errors.New("slow"))
+	d.Passed(b1)
+	b4 := rec(t, 4, "http://h/b")
+	d.Check(b4)
+	if !b4.CopyPending || !d.Fill(b4) || b4.ErrKind != record.KindTimeout {
+		t.Fatalf("failed copy: %+v", b4)
+	}
+}
+
+func TestDeduperEvictsAndRefetches(t *testing.T) {
+	d := New(4096) // room for a handful of results
+	big := strings.Repeat("x", 1000)
+	for i := range 50 {
+		r := rec(t, int64(i), fmt.Sprintf("http://h/%d", i))
+		d.Check(r)
+		r.Values = []any{big}
+		d.Passed(r)
+	}
+	recent := rec(t, 100, "http://h/49")
+	d.Check(recent)
+	if !recent.Duplicate || !recent.CopyPending || !d.Fill(recent) {
+		t.Fatalf("a recent original was not kept: %+v", recent)
+	}
+	old := rec(t, 101, "http://h/0")
+	d.Check(old)
+	if !old.Duplicate || old.DuplicateOf != 0 || old.CopyPending {
+		t.Fatalf("an evicted original: %+v; want a refetch marked duplicate_of 0", old)
+	}
+	if d.bytes > d.budget {
+		t.Fatalf("kept %d bytes, budget %d", d.bytes, d.budget)
+	}
+}
+
+func TestPinnedResultsAreNotEvicted(t *testing.T) {
+	d := New(1) // evicts every unpinned result at once
+	a := rec(t, 0, "http://h/a")
+	d.Check(a)
+	dup := rec(t, 1, "http://h/a")
+	d.Check(dup) // pins a before it passes
+	a.Status = 200
+	d.Passed(a)
+	for i := range 10 {
+		r := rec(t, int64(10+i), fmt.Sprintf("http://h/other%d", i))
+		d.Check(r)
+		d.Passed(r)
+	}
+	if !d.Fill(dup) || dup.Status != 200 {
+		t.Fatal("a pinned result was evicted")
+	}
+}
+
+func TestAbandon(t *testing.T) {
+	r := &record.Record{Duplicate: true, CopyPending: true}
+	Abandon(r)
+	if r.ErrKind != record.KindCanceled || r.CopyPending {
+		t.Fatalf("%+v", r)
+	}
+}
+
+func BenchmarkCheck(b *testing.B) {
+	d := New(DefaultBudget)
+	u := mustParse(b, "https://example.com/some/path?query=1")
+	b.ReportAllocs()
+	for i := range b.N {
+		r := &record.Record{Index: int64(i), Target: u}
+		d.Check(r)
+	}
+}
