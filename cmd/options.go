@@ -124,7 +124,7 @@ func optionTable(version string) []option {
 		{optFetchOrder, "", kindString, "input", "fetch stage output `order`: input or completion", "Concurrency"},
 		{optTransformOrder, "", kindString, "input", "transform stage output `order`: input or completion", "Concurrency"},
 		{optUnordered, "", kindBool, "false", "both stages in completion order (records leave as they finish)", "Concurrency"},
-		{optReorderWindow, "", kindInt, "0", "in input order, how many records a stage may start ahead of the oldest unfinished one (0 = its worker count)", "Concurrency"},
+		{optReorderWindow, "", kindInt, "0", "in input order, how many records a stage may start ahead of the oldest unfinished one (0 = automatic: 4096 without transforms, else 4 per worker)", "Concurrency"},
 
 		{optTimeout, "", kindDuration, "30s", "per-attempt limit for connecting, headers and body", "HTTP"},
 		{optConnectTimeout, "", kindDuration, "10s", "limit for the TCP connect and TLS handshake", "HTTP"},

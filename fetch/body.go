@@ -67,7 +67,9 @@ func (c *Client) readBody(resp *http.Response, file BodyFile, r *record.Record) 
 			mem.Grow(int(min(n, memLimit) + 1))
 		}
 	}
-	buf := make([]byte, 32<<10)
+	bufp := c.bufs.Get().(*[]byte)
+	defer c.bufs.Put(bufp)
+	buf := *bufp
 	var total int64
 	var err error
 	for {

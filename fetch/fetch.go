@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/trawl-dev/trawl/record"
@@ -103,6 +104,9 @@ type Client struct {
 	opts      Options
 	transport *http.Transport
 	http      *http.Client
+	// bufs recycles read buffers: a fresh 32 KiB per response was the
+	// largest allocation per URL, and the garbage collector's main work.
+	bufs sync.Pool
 }
 
 // New builds a Client from opts.
@@ -138,6 +142,7 @@ func New(opts Options) (*Client, error) {
 	}
 	configureTransport(transport, dialer, opts)
 	c := &Client{opts: opts, transport: transport}
+	c.bufs.New = func() any { b := make([]byte, 32<<10); return &b }
 	var rt http.RoundTripper = transport
 	if opts.WrapTransport != nil {
 		rt = opts.WrapTransport(transport)

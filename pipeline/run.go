@@ -88,6 +88,19 @@ type storeAdapter struct{ dir *sink.Dir }
 
 func (s storeAdapter) Create(r *record.Record) (fetch.BodyFile, error) { return s.dir.Create(r) }
 
+// autoWindow is the input-order reorder window when none is set. Records
+// that wait for a slow one ahead of them carry no body when nothing will
+// transform them, and then cost a few hundred bytes each: a window of 4096
+// lets fetching go on at full speed behind a URL that takes 500 ms (1% of
+// such URLs cost input order 95% of its throughput with a window of 32).
+// Records that carry bodies are held to 4 per worker.
+func autoWindow(workers int, bodiless bool) int {
+	if bodiless {
+		return max(4096, workers)
+	}
+	return 4 * max(workers, 1)
+}
+
 // Run streams the input through fetch and transform into the output.
 //
 // Cancelling ctx is a graceful stop: no more input is read, in-flight
@@ -201,21 +214,33 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		}
 		return r
 	}
+	fetchStage := cfg.FetchStage
+	if fetchStage.Window == 0 {
+		fetchStage.Window = autoWindow(fetchStage.Workers, chain.Len() == 0)
+	}
+	transformStage := cfg.TransformStage
+	if transformStage.Window == 0 {
+		transformStage.Window = autoWindow(transformStage.Workers, false)
+	}
 	var fetched <-chan *record.Record
 	if cfg.Throttle != nil {
-		opts := cfg.FetchStage
+		opts := fetchStage
 		opts.Stop = ctx.Done() // read-ahead URLs are dropped, not cancelled, on a stop
 		fetched = MapGated(abortCtx, workCtx, records, opts, Gate[*record.Record](hostGate{cfg.Throttle}), fetchOne)
 	} else {
-		fetched = Map(abortCtx, workCtx, records, cfg.FetchStage, fetchOne)
+		fetched = Map(abortCtx, workCtx, records, fetchStage, fetchOne)
 	}
-	transformed := Map(abortCtx, workCtx, fetched, cfg.TransformStage, func(ctx context.Context, r *record.Record) *record.Record {
-		if !r.CopyPending {
-			chain.Apply(ctx, r)
-		}
-		r.Body, r.Header = nil, nil // written records need neither
-		return r
-	})
+	transformed := fetched
+	if chain.Len() > 0 {
+		// Without transforms the stage would only pass records along.
+		transformed = Map(abortCtx, workCtx, fetched, transformStage, func(ctx context.Context, r *record.Record) *record.Record {
+			if !r.CopyPending {
+				chain.Apply(ctx, r)
+			}
+			r.Body, r.Header = nil, nil // written records need neither
+			return r
+		})
+	}
 	if cfg.Dedupe != nil {
 		transformed = joinDuplicates(abortCtx, transformed, cfg.Dedupe)
 	}

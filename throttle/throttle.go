@@ -195,26 +195,32 @@ func (t *Throttle) Observe(key string, status int, header http.Header) {
 	defer t.mu.Unlock()
 	now := t.opts.Now()
 	h := t.host(key, now)
-	if pause, ok := rateLimitPause(header, now); ok && pause > 0 {
+	pause, hinted := rateLimitPause(header, now)
+	if hinted && pause > 0 {
 		if until := now.Add(min(pause, time.Hour)); until.After(h.paused) {
 			h.paused = until
 		}
 	}
 	switch {
-	case status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable:
-		t.slowDown(h, now)
+	case status == http.StatusTooManyRequests:
+		t.slowDown(h, now, true)
+	case status == http.StatusServiceUnavailable:
+		t.slowDown(h, now, hinted)
 	case status >= 200 && status < 400:
 		h.oks = append(h.oks, now)
 		t.speedUp(h)
 	}
 }
 
-// slowDown reacts to a refusal. The first paces the host at the rate it
-// has recently accepted (rather than the rate that overloaded it); later
-// ones cut that pace by a quarter, and halve the requests in flight.
-// Refusals of requests sent before the last reaction say nothing new, so
-// it reacts at most once a second.
-func (t *Throttle) slowDown(h *host, now time.Time) {
+// slowDown reacts to a refusal by halving the requests in flight to the
+// host. When the refusal is explicitly about rate (a 429, or a 503 with
+// Retry-After or RateLimit headers) it also paces the host: first at the
+// rate it has recently accepted (at least a quarter of the rate that
+// overloaded it, and at least one a second), then a quarter slower at each
+// further refusal. A plain 503 may be one broken URL rather than an
+// overloaded host, so it only costs concurrency. Refusals of requests sent
+// before the last reaction say nothing new: it reacts at most once a second.
+func (t *Throttle) slowDown(h *host, now time.Time, pace bool) {
 	h.good = 0
 	if now.Sub(h.slowedAt) < time.Second {
 		return
@@ -224,16 +230,15 @@ func (t *Throttle) slowDown(h *host, now time.Time) {
 		h.cap = max(1, h.inflight)
 	}
 	h.cap = max(1, h.cap/2)
-	if h.limiter == nil {
+	switch {
+	case !pace:
+	case h.limiter == nil:
 		h.troubleAt = rate.Limit(max(1, recent(&h.starts, now)))
-		// The successes seen so far may lag behind the refusals that
-		// arrive with them, so a quarter of the overloading rate is the
-		// floor of the first pace.
-		h.limiter = rate.NewLimiter(max(rate.Limit(recent(&h.oks, now)), h.troubleAt/4), 1)
+		h.limiter = rate.NewLimiter(max(1, rate.Limit(recent(&h.oks, now)), h.troubleAt/4), 1)
 		h.adaptive = true
-		return
+	default:
+		h.limiter.SetLimitAt(now, max(0.5, h.limiter.Limit()*0.75))
 	}
-	h.limiter.SetLimitAt(now, max(0.5, h.limiter.Limit()*0.75))
 }
 
 // speedUp gives something back after every five good answers: a fifth more

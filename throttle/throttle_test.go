@@ -166,6 +166,19 @@ func TestAdaptiveSlowsDownAndRecovers(t *testing.T) {
 	if !paced {
 		t.Fatal("no pacing after 429s")
 	}
+	// A plain 503 (no hints) costs concurrency, not pace.
+	plain503 := New(Options{PerHost: 8, Adaptive: true, Now: clk.Now})
+	plain503.TryAcquire(key)
+	for range 5 {
+		plain503.Observe(key, http.StatusServiceUnavailable, nil)
+		clk.add(time.Second)
+	}
+	plain503.mu.Lock()
+	h503 := plain503.hosts[key]
+	if h503.cap != 1 || h503.limiter != nil {
+		t.Fatalf("after plain 503s: cap %d, paced %v", h503.cap, h503.limiter != nil)
+	}
+	plain503.mu.Unlock()
 	// Retry-After pauses the whole host.
 	th.Observe(key, http.StatusServiceUnavailable, http.Header{"Retry-After": {"3"}})
 	if ok, wait := th.TryAcquire(key); ok || wait != 3*time.Second {

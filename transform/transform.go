@@ -225,6 +225,9 @@ func Runs(r *record.Record) bool {
 // first failing transform marks the record; later ones still run, so one
 // bad extraction does not hide the others.
 func (c *Chain) Apply(ctx context.Context, r *record.Record) {
+	if len(c.steps) == 0 {
+		return
+	}
 	r.Values = make([]any, len(c.columns))
 	if !Runs(r) {
 		return

@@ -6,12 +6,14 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 func main() {
@@ -36,6 +38,22 @@ func main() {
 			return
 		}
 		fmt.Fprintf(w, "<html><head><title>page %s</title></head><body>%s</body></html>", r.PathValue("n"), filler)
+	})
+	// /tiny/N is a few bytes, for memory against list length.
+	mux.HandleFunc("/tiny/{n}", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	})
+	// /tail/N answers after 500ms when N is a multiple of 100, else after
+	// 1ms: 1% slow URLs, for the head-of-line blocking scenario.
+	mux.HandleFunc("/tail/{n}", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.PathValue("n"))
+		d := time.Millisecond
+		if n%100 == 0 {
+			d = 500 * time.Millisecond
+		}
+		time.Sleep(d)
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, "<html><head><title>tail %d</title></head><body>%s</body></html>", n, filler)
 	})
 	// /big/N streams N bytes, for measuring memory while saving huge bodies.
 	mux.HandleFunc("/big/{n}", func(w http.ResponseWriter, r *http.Request) {
