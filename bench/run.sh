@@ -64,17 +64,31 @@ run() {
   awk -v s="$secs" -v r="$rss" -v n="$n" -v name="$name" 'BEGIN { printf "  %-34s %8.2fs %10.0f URLs/s %8.1f MiB\n", name, s, n / s, r / 1024 }'
 }
 
-# table SCENARIO BASE: markdown rows for a scenario, with ratios to BASE.
+# table SCENARIO BASE [MB]: markdown rows for a scenario, one per tool with
+# the median of its rounds, and the ratio of BASE's median time to each.
 table() {
   local scenario=$1 base=$2
   {
-    echo "| $scenario | wall | URLs/s | MB/s | peak RSS | vs $base |"
-    echo "|---|---:|---:|---:|---:|---:|"
+    echo "| $scenario | rounds | median wall | URLs/s | MB/s | peak RSS | speed vs $base |"
+    echo "|---|---:|---:|---:|---:|---:|---:|"
     awk -F'\t' -v sc="$scenario" -v base="$base" -v mb="${3:-0}" '
-      $1 == sc { name[++k] = $2; n[k] = $3; s[k] = $4; r[k] = $5; if ($2 == base) b = $4 }
-      END { for (i = 1; i <= k; i++)
-        printf "| %s | %.2fs | %.0f | %s | %.1f MiB | %.2f |\n", name[i], s[i], n[i] / s[i],
-          (mb > 0 ? sprintf("%.0f", n[i] * mb / s[i]) : "–"), r[i] / 1024, b / s[i] }' "$TMP/rows"
+      function median(list,    a, n, i, j, t) {
+        n = split(list, a, " ")
+        for (i = 2; i <= n; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+        return a[int((n + 1) / 2)] + 0
+      }
+      $1 == sc {
+        if (!($2 in secs)) order[++k] = $2
+        secs[$2] = secs[$2] " " $4; rss[$2] = (rss[$2] > $5 ? rss[$2] : $5); n[$2] = $3; rounds[$2]++
+      }
+      END {
+        b = median(secs[base])
+        for (i = 1; i <= k; i++) {
+          name = order[i]; s = median(secs[name])
+          printf "| %s | %d | %.2fs | %.0f | %s | %.1f MiB | %.2f |\n", name, rounds[name], s, n[name] / s,
+            (mb > 0 ? sprintf("%.0f", n[name] * mb / s) : "–"), rss[name] / 1024, b / s
+        }
+      }' "$TMP/rows"
     echo
   } >> "$OUT/results.md"
 }
@@ -86,7 +100,9 @@ if want S; then
   echo "S: $N URLs of 1 KiB, concurrency $C"
   awk -v a="$ADDR" -v n="$N" 'BEGIN { for (i = 0; i < n; i++) print "http://" a "/page/" i }' > "$TMP/s.txt"
   awk '{ printf "url = \"%s\"\noutput = \"/dev/null\"\n", $0 }' "$TMP/s.txt" > "$TMP/s.curl"
-  for round in 1 2; do
+  # trawl caps requests per host at 8 by default; everything here is one
+  # host, so the cap is raised to the concurrency, as the others have none.
+  for round in 1 2 3; do
     run S "trawl (input order)" "$N" "$TRAWL" -q -c $C --per-host $C -o "$TMP/s.jsonl" "$TMP/s.txt"
     run S "trawl --unordered" "$N" "$TRAWL" -q -c $C --per-host $C --unordered -o "$TMP/s.jsonl" "$TMP/s.txt"
     run S "curl --parallel" "$N" curl -s --parallel --parallel-max $C -K "$TMP/s.curl"
@@ -98,7 +114,7 @@ if want S; then
   wrk -t2 -c$C -d5s "http://$ADDR/page/1" > "$TMP/wrk" 2>&1
   rps=$(awk '/Requests\/sec/ { print $2 }' "$TMP/wrk")
   echo "  wrk -c $C (ceiling)                       $rps requests/s"
-  echo "### S: $N URLs of 1 KiB, concurrency $C (two rounds each)" >> "$OUT/results.md"
+  echo "### S: $N URLs of 1 KiB, concurrency $C" >> "$OUT/results.md"
   echo >> "$OUT/results.md"
   table S "curl --parallel"
   echo "wrk with $C connections on one URL (the server's ceiling): $rps requests/s." >> "$OUT/results.md"
@@ -110,15 +126,20 @@ if want L; then
   echo "L: $N URLs of 50 MiB saved to disk, concurrency $CL"
   awk -v a="$ADDR" -v n="$N" -v s="$SIZE" 'BEGIN { for (i = 0; i < n; i++) print "http://" a "/big/" s "?" i }' > "$TMP/l.txt"
   awk -v d="$TMP/l-curl" '{ printf "url = \"%s\"\noutput = \"%s/%d\"\n", $0, d, NR }' "$TMP/l.txt" > "$TMP/l.curl"
-  for tool in trawl curl wget2 aria2c; do
-    rm -rf "$TMP/l-$tool"; mkdir -p "$TMP/l-$tool"
-    case $tool in
-      trawl) run L "trawl --output-dir" $N "$TRAWL" -q -c $CL --output-dir "$TMP/l-trawl" -o "$TMP/l.jsonl" "$TMP/l.txt" ;;
-      curl) run L "curl --parallel" $N curl -s --parallel --parallel-max $CL -K "$TMP/l.curl" ;;
-      wget2) run L "wget2 --max-threads=$CL" $N wget2 -q --max-threads=$CL -i "$TMP/l.txt" -P "$TMP/l-wget2" ;;
-      aria2c) run L "aria2c -j $CL" $N aria2c -q -j $CL -i "$TMP/l.txt" -d "$TMP/l-aria2c" --allow-overwrite=true ;;
-    esac
-    rm -rf "$TMP/l-$tool"
+  for round in 1 2 3; do
+    for tool in curl trawl wget2 aria2c; do
+      rm -rf "$TMP/l-$tool"; mkdir -p "$TMP/l-$tool"
+      case $tool in
+        trawl) run L "trawl --output-dir" $N "$TRAWL" -q -c $CL --output-dir "$TMP/l-trawl" -o "$TMP/l.jsonl" "$TMP/l.txt" ;;
+        curl) run L "curl --parallel" $N curl -s --parallel --parallel-max $CL -K "$TMP/l.curl" ;;
+        wget2) run L "wget2 --max-threads=$CL" $N wget2 -q --max-threads=$CL -i "$TMP/l.txt" -P "$TMP/l-wget2" ;;
+        aria2c) run L "aria2c -j $CL" $N aria2c -q -j $CL -i "$TMP/l.txt" -d "$TMP/l-aria2c" --allow-overwrite=true ;;
+      esac
+      # Check that each tool really saved everything before counting it.
+      saved=$(du -sb "$TMP/l-$tool" | cut -f1)
+      [ "$saved" -ge $((N * SIZE)) ] || echo "  warning: $tool saved only $saved bytes"
+      rm -rf "$TMP/l-$tool"
+    done
   done
   echo "### L: $N URLs of 50 MiB saved to disk, concurrency $CL" >> "$OUT/results.md"
   echo >> "$OUT/results.md"
@@ -129,10 +150,10 @@ if want T; then
   N=${T_N:-5000}
   echo "T: $N URLs, 1% taking 500 ms, concurrency $C"
   awk -v a="$ADDR" -v n="$N" 'BEGIN { for (i = 0; i < n; i++) print "http://" a "/tail/" i }' > "$TMP/t.txt"
-  for round in 1 2; do
+  for round in 1 2 3; do
     run T "trawl --unordered" "$N" "$TRAWL" -q -c $C --per-host $C --unordered -o "$TMP/t.jsonl" "$TMP/t.txt"
     run T "trawl (input order)" "$N" "$TRAWL" -q -c $C --per-host $C -o "$TMP/t.jsonl" "$TMP/t.txt"
-    run T "trawl --reorder-window 512" "$N" "$TRAWL" -q -c $C --per-host $C --reorder-window 512 -o "$TMP/t.jsonl" "$TMP/t.txt"
+    run T "trawl --reorder-window 32 (= -c)" "$N" "$TRAWL" -q -c $C --per-host $C --reorder-window 32 -o "$TMP/t.jsonl" "$TMP/t.txt"
   done
   echo "### T: $N URLs, 1% taking 500 ms, concurrency $C" >> "$OUT/results.md"
   echo >> "$OUT/results.md"

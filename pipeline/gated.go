@@ -229,8 +229,15 @@ func (q *keyQueue[In, Out]) front() *gatedEntry[In, Out] { return q.items[q.head
 func (q *keyQueue[In, Out]) pop() {
 	q.items[q.head] = nil
 	q.head++
-	if q.head == len(q.items) {
+	switch {
+	case q.head == len(q.items):
 		q.items, q.head = q.items[:0], 0
+	case q.head >= 1024 && q.head*2 >= len(q.items):
+		// A queue that never empties (one host, a long list) would
+		// otherwise keep growing at the back while draining at the front.
+		n := copy(q.items, q.items[q.head:])
+		clear(q.items[n:])
+		q.items, q.head = q.items[:n], 0
 	}
 }
 

@@ -244,3 +244,21 @@ func TestGatedStopDropsReadAhead(t *testing.T) {
 		})
 	}
 }
+
+// TestKeyQueueStaysSmall feeds a queue that never empties, as one host with
+// a long list does: its backing array must not grow with the items seen.
+func TestKeyQueueStaysSmall(t *testing.T) {
+	q := &keyQueue[int, int]{heapIdx: -1}
+	for i := range 1_000_000 {
+		q.items = append(q.items, &gatedEntry[int, int]{seq: int64(i)})
+		if i >= 100 {
+			if q.front().seq != int64(i-100) {
+				t.Fatalf("front %d, want %d", q.front().seq, i-100)
+			}
+			q.pop()
+		}
+	}
+	if c := cap(q.items); c > 4096 {
+		t.Fatalf("a queue of 100 items holds an array of %d", c)
+	}
+}

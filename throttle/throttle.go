@@ -55,8 +55,8 @@ type host struct {
 	paused    time.Time     // no new requests before this
 	good      int           // successes since the last adjustment
 	slowedAt  time.Time     // the last slow-down, to react once per round trip
-	starts    []time.Time   // recent starts, to estimate the host's rate
-	oks       []time.Time   // recent successes, to estimate what the host accepts
+	starts    rateCounter   // recent starts, to estimate the host's rate
+	oks       rateCounter   // recent successes, to estimate what the host accepts
 	lastUsed  time.Time
 }
 
@@ -123,7 +123,7 @@ func (t *Throttle) TryAcquire(key string) (bool, time.Duration) {
 		return false, wait
 	}
 	h.inflight++
-	h.starts = append(h.starts, now)
+	h.starts.add(now)
 	return true, 0
 }
 
@@ -168,7 +168,7 @@ func (t *Throttle) Wait(ctx context.Context, key string) error {
 		if wait <= 0 {
 			wait = t.reserve(h, now)
 			if wait <= 0 {
-				h.starts = append(h.starts, now)
+				h.starts.add(now)
 			}
 		}
 		t.mu.Unlock()
@@ -207,7 +207,7 @@ func (t *Throttle) Observe(key string, status int, header http.Header) {
 	case status == http.StatusServiceUnavailable:
 		t.slowDown(h, now, hinted)
 	case status >= 200 && status < 400:
-		h.oks = append(h.oks, now)
+		h.oks.add(now)
 		t.speedUp(h)
 	}
 }
@@ -233,8 +233,8 @@ func (t *Throttle) slowDown(h *host, now time.Time, pace bool) {
 	switch {
 	case !pace:
 	case h.limiter == nil:
-		h.troubleAt = rate.Limit(max(1, recent(&h.starts, now)))
-		h.limiter = rate.NewLimiter(max(1, rate.Limit(recent(&h.oks, now)), h.troubleAt/4), 1)
+		h.troubleAt = rate.Limit(max(1, h.starts.rate(now)))
+		h.limiter = rate.NewLimiter(max(1, rate.Limit(h.oks.rate(now)), h.troubleAt/4), 1)
 		h.adaptive = true
 	default:
 		h.limiter.SetLimitAt(now, max(0.5, h.limiter.Limit()*0.75))
@@ -268,21 +268,52 @@ func (t *Throttle) speedUp(h *host) {
 	}
 }
 
-// recent returns events per second over the last five seconds, dropping
-// older events from the list.
-func recent(events *[]time.Time, now time.Time) float64 {
-	const span = 5 * time.Second
-	cutoff := now.Add(-span)
-	i := 0
-	for i < len(*events) && (*events)[i].Before(cutoff) {
-		i++
+// rateCounter counts events per second over the last few seconds, in a
+// fixed ring of per-second buckets: memory does not grow with the rate.
+type rateCounter struct {
+	counts [6]int64
+	second int64     // the Unix second of counts[second%6]
+	since  time.Time // the first event counted, for a short history
+}
+
+func (c *rateCounter) advance(now time.Time) {
+	sec := now.Unix()
+	if sec-c.second >= int64(len(c.counts)) {
+		c.counts = [6]int64{}
+		c.since = time.Time{}
+	} else {
+		for s := c.second + 1; s <= sec; s++ {
+			c.counts[s%int64(len(c.counts))] = 0
+		}
 	}
-	*events = (*events)[i:]
-	if len(*events) == 0 {
-		return 0
+	if sec > c.second {
+		c.second = sec
 	}
-	elapsed := max(now.Sub((*events)[0]).Seconds(), 1)
-	return float64(len(*events)) / elapsed
+}
+
+func (c *rateCounter) add(now time.Time) {
+	c.advance(now)
+	if c.since.IsZero() {
+		c.since = now
+	}
+	c.counts[now.Unix()%int64(len(c.counts))]++
+}
+
+// rate returns events per second over the last five seconds, counting the
+// current second only for the part of it that has passed.
+func (c *rateCounter) rate(now time.Time) float64 {
+	c.advance(now)
+	cur := now.Unix() % int64(len(c.counts))
+	var n int64
+	for i, v := range c.counts {
+		if int64(i) != (cur+1)%int64(len(c.counts)) { // the bucket about to be reused is the oldest
+			n += v
+		}
+	}
+	// Over five seconds, or less when counting started later (but at
+	// least one second, so a burst is not taken for a sustained rate).
+	span := min(5+float64(now.Nanosecond())/1e9, max(1, now.Sub(c.since).Seconds()))
+	return float64(n) / span
 }
 
 // sweep forgets hosts idle for a while, so a list of millions of hosts does
@@ -296,10 +327,6 @@ func (t *Throttle) sweep(now time.Time) {
 		if h.inflight == 0 && now.Sub(h.lastUsed) > time.Minute && now.After(h.paused) {
 			delete(t.hosts, k)
 		}
-	}
-	for _, h := range t.hosts {
-		recent(&h.starts, now)
-		recent(&h.oks, now)
 	}
 }
 

@@ -252,3 +252,19 @@ func TestTransportChargesRetriesNotTheFirstAttempt(t *testing.T) {
 		t.Fatal("a retry went out without a token")
 	}
 }
+
+func TestRateCounter(t *testing.T) {
+	clk := newClock()
+	var c rateCounter
+	for range 50 { // 10 a second for five seconds
+		c.add(clk.Now())
+		clk.add(100 * time.Millisecond)
+	}
+	if r := c.rate(clk.Now()); r < 8 || r > 12 {
+		t.Fatalf("rate %.1f, want about 10", r)
+	}
+	clk.add(time.Minute)
+	if r := c.rate(clk.Now()); r != 0 {
+		t.Fatalf("rate %.1f a minute later", r)
+	}
+}
