@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"bufio"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -81,7 +82,7 @@ func (d *Dir) Create(r *record.Record) (*PartialFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &PartialFile{dir: d, f: f, tmp: name, sum: sha256.New()}, nil
+	return &PartialFile{dir: d, f: f, w: bufio.NewWriterSize(f, 256<<10), tmp: name, sum: sha256.New()}, nil
 }
 
 // PartialFile is a body being downloaded. It appears under its final name
@@ -89,6 +90,7 @@ func (d *Dir) Create(r *record.Record) (*PartialFile, error) {
 type PartialFile struct {
 	dir  *Dir
 	f    *os.File
+	w    *bufio.Writer // fewer, larger writes: saving big bodies is syscall-bound
 	tmp  string
 	sum  hash.Hash
 	size int64
@@ -96,7 +98,7 @@ type PartialFile struct {
 
 // Write appends to the partial file.
 func (p *PartialFile) Write(b []byte) (int, error) {
-	n, err := p.f.Write(b)
+	n, err := p.w.Write(b)
 	p.sum.Write(b[:n])
 	p.size += int64(n)
 	return n, err
@@ -118,7 +120,11 @@ const maxSuffix = 1000
 // atomically when the name exists, so concurrent commits cannot race.
 func (p *PartialFile) Commit(r *record.Record) error {
 	defer p.dir.root.Remove(p.tmp)
-	if err := p.f.Close(); err != nil {
+	err := p.w.Flush()
+	if cerr := p.f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return err
 	}
 	sum := hex.EncodeToString(p.sum.Sum(nil))
