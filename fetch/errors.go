@@ -33,6 +33,13 @@ func (e *BadRedirectError) Error() string {
 	return fmt.Sprintf("redirected to %s: only http and https URLs are followed", e.Location)
 }
 
+// BlockedError reports a request the address or host policy refused.
+type BlockedError struct {
+	Reason string
+}
+
+func (e *BlockedError) Error() string { return "blocked: " + e.Reason }
+
 // StatusError reports a response whose status is not accepted.
 type StatusError struct {
 	Code   int
@@ -92,6 +99,7 @@ func classify(parent context.Context, err error) record.Kind {
 		return record.KindCanceled
 	}
 	var (
+		blocked  *BlockedError
 		tooMany  *TooManyRedirectsError
 		badRedir *BadRedirectError
 		status   *StatusError
@@ -100,6 +108,8 @@ func classify(parent context.Context, err error) record.Kind {
 		dnsErr   *net.DNSError
 	)
 	switch {
+	case errors.As(err, &blocked):
+		return record.KindBlocked
 	case errors.As(err, &tooMany):
 		return record.KindTooManyRedirects
 	case errors.As(err, &badRedir):

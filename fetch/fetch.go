@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/trawl-dev/trawl/netpolicy"
 	"github.com/trawl-dev/trawl/record"
 )
 
@@ -73,6 +74,8 @@ type Options struct {
 	// WrapTransport, when set, wraps the HTTP transport, for example to
 	// rate-limit every request and watch every response.
 	WrapTransport func(http.RoundTripper) http.RoundTripper
+	// Policy says which addresses and hosts may be reached.
+	Policy Policy
 	// BeforeAttempt, when set, is called before each attempt (1 for the
 	// first) with the URL's context, outside the per-attempt timeout, so
 	// that waiting for a rate limit does not eat into --timeout. It
@@ -104,6 +107,8 @@ type Client struct {
 	opts      Options
 	transport *http.Transport
 	http      *http.Client
+	cls       *netpolicy.Classifier
+	proxies   *proxyAddrs
 	// bufs recycles read buffers: a fresh 32 KiB per response was the
 	// largest allocation per URL, and the garbage collector's main work.
 	bufs sync.Pool
@@ -141,7 +146,9 @@ func New(opts Options) (*Client, error) {
 		MaxResponseHeaderBytes: 1 << 20,
 	}
 	configureTransport(transport, dialer, opts)
-	c := &Client{opts: opts, transport: transport}
+	c := &Client{opts: opts, transport: transport, cls: opts.Policy.classifier(), proxies: &proxyAddrs{}}
+	transport.Proxy = c.proxies.wrap(transport.Proxy)
+	transport.DialContext = policyDialer(transport.DialContext, dialer, &c.opts.Policy, c.proxies)
 	c.bufs.New = func() any { b := make([]byte, 32<<10); return &b }
 	var rt http.RoundTripper = transport
 	if opts.WrapTransport != nil {
@@ -169,6 +176,16 @@ func (c *Client) checkRedirect(req *http.Request, via []*http.Request) error {
 	if s := strings.ToLower(req.URL.Scheme); s != "http" && s != "https" {
 		return &BadRedirectError{Location: req.URL.Redacted()}
 	}
+	if err := c.opts.Policy.Hosts.Check(req.URL.Hostname()); err != nil {
+		return &BlockedError{Reason: "redirected: " + err.Error()}
+	}
+	// Credentials given for one host are not for another. (Go keeps them
+	// for subdomains; trawl is stricter.)
+	if !strings.EqualFold(req.URL.Host, via[0].URL.Host) {
+		for _, h := range []string{"Authorization", "Proxy-Authorization", "Cookie"} {
+			req.Header.Del(h)
+		}
+	}
 	return nil
 }
 
@@ -180,6 +197,10 @@ func (c *Client) Fetch(ctx context.Context, r *record.Record) {
 	}
 	start := time.Now()
 	defer func() { r.Duration = time.Since(start) }()
+	if err := c.opts.Policy.Hosts.Check(r.Target.Hostname()); err != nil {
+		r.Fail(record.KindBlocked, &BlockedError{Reason: err.Error()})
+		return
+	}
 
 	for {
 		actx := ctx
@@ -227,9 +248,16 @@ type attemptResult struct {
 // attempt sends one request and reads its body under the per-attempt
 // timeout, writing the response fields of r as it goes so that the record
 // describes the last response even when that response is a failure.
-func (c *Client) attempt(ctx context.Context, r *record.Record) attemptResult {
-	actx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+func (c *Client) attempt(ctx context.Context, r *record.Record) (res attemptResult) {
+	gctx, stop := c.guardAttempt(ctx)
+	defer stop(nil)
+	actx, cancel := context.WithTimeout(gctx, c.opts.Timeout)
 	defer cancel()
+	defer func() {
+		if b := blockedCause(gctx); b != nil {
+			res = attemptResult{err: b}
+		}
+	}()
 
 	req, err := http.NewRequestWithContext(actx, c.opts.Method, r.Target.String(), nil)
 	if err != nil {
@@ -273,7 +301,7 @@ func (c *Client) attempt(ctx context.Context, r *record.Record) attemptResult {
 			return attemptResult{err: &SaveError{Err: err}}
 		}
 	}
-	res := c.readBody(resp, file, r)
+	res = c.readBody(resp, file, r)
 	if res.err != nil {
 		if file != nil {
 			file.Abort()
@@ -301,7 +329,8 @@ func (c *Client) attempt(ctx context.Context, r *record.Record) attemptResult {
 func (c *Client) requestFailed(ctx context.Context, err error) attemptResult {
 	var tooMany *TooManyRedirectsError
 	var badRedir *BadRedirectError
-	if errors.As(err, &tooMany) || errors.As(err, &badRedir) {
+	var blocked *BlockedError
+	if errors.As(err, &tooMany) || errors.As(err, &badRedir) || errors.As(err, &blocked) {
 		return attemptResult{err: describe(err)}
 	}
 	if isTimeout(err) && ctx.Err() == nil {

@@ -67,3 +67,19 @@ func TestStatusSet(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseRetryAfter(f *testing.F) {
+	for _, s := range []string{"0", "120", "-1", "315360000", "99999999999999999999", "Fri, 02 Jan 2026 03:04:35 GMT", "Mon, 32 Foo 1999 99:99:99 XYZ", " 7 ", "1.5"} {
+		f.Add(s)
+	}
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, s string) {
+		d, ok := ParseRetryAfter(s, now)
+		if d < 0 {
+			t.Fatalf("ParseRetryAfter(%q) = %v, a negative wait", s, d)
+		}
+		if !ok && d != 0 {
+			t.Fatalf("ParseRetryAfter(%q) = %v without ok", s, d)
+		}
+	})
+}

@@ -18,6 +18,7 @@ type Kind string
 const (
 	KindNone             Kind = ""
 	KindInvalidURL       Kind = "invalid_url"
+	KindBlocked          Kind = "blocked"
 	KindDNS              Kind = "dns"
 	KindConnect          Kind = "connect"
 	KindTLS              Kind = "tls"
@@ -33,7 +34,7 @@ const (
 // Kinds returns every non-empty Kind in the order summaries print them.
 func Kinds() []Kind {
 	return []Kind{
-		KindInvalidURL, KindDNS, KindConnect, KindTLS, KindTimeout, KindHTTPStatus,
+		KindInvalidURL, KindBlocked, KindDNS, KindConnect, KindTLS, KindTimeout, KindHTTPStatus,
 		KindTooManyRedirects, KindBody, KindTransform, KindSave, KindCanceled,
 	}
 }

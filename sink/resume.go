@@ -12,6 +12,7 @@ import (
 
 	"github.com/trawl-dev/trawl/atomicfile"
 	"github.com/trawl-dev/trawl/record"
+	"github.com/trawl-dev/trawl/redact"
 )
 
 // ErrInputChanged reports that the input list no longer matches the
@@ -172,7 +173,7 @@ func (res *Resume) Done(index int64, u string) (bool, error) {
 		return false, nil
 	}
 	if res.hashes[index] != urlHash(u) {
-		return false, fmt.Errorf("%w: line %d is now %q, not the URL recorded for it", ErrInputChanged, index, u)
+		return false, fmt.Errorf("%w: line %d is now %q, not the URL recorded for it", ErrInputChanged, index, redact.URL(u))
 	}
 	res.hashes[index] = 0
 	res.pending--

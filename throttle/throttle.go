@@ -32,6 +32,10 @@ type Options struct {
 	PerHostRate float64
 	// Adaptive slows hosts down when they answer 429 or 503.
 	Adaptive bool
+	// MaxPause caps how long a host is left alone on its request
+	// (Retry-After, RateLimit-Reset); 0 means a minute. A server asking
+	// for ten years gets MaxPause.
+	MaxPause time.Duration
 	// Now returns the current time; tests replace it.
 	Now func() time.Time
 }
@@ -64,6 +68,9 @@ type host struct {
 func New(opts Options) *Throttle {
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.MaxPause <= 0 {
+		opts.MaxPause = time.Minute
 	}
 	t := &Throttle{opts: opts, hosts: make(map[string]*host)}
 	if opts.Rate > 0 {
@@ -197,7 +204,7 @@ func (t *Throttle) Observe(key string, status int, header http.Header) {
 	h := t.host(key, now)
 	pause, hinted := rateLimitPause(header, now)
 	if hinted && pause > 0 {
-		if until := now.Add(min(pause, time.Hour)); until.After(h.paused) {
+		if until := now.Add(min(pause, t.opts.MaxPause)); until.After(h.paused) {
 			h.paused = until
 		}
 	}

@@ -192,6 +192,12 @@ func TestAdaptiveSlowsDownAndRecovers(t *testing.T) {
 	if cap() < 4 {
 		t.Fatalf("cap %d after 200 successes", cap())
 	}
+	// A pause asked for ten years lasts MaxPause (a minute by default).
+	clk.add(time.Hour)
+	th.Observe(key, http.StatusTooManyRequests, http.Header{"Retry-After": {"315360000"}})
+	if ok, wait := th.TryAcquire(key); ok || wait != time.Minute {
+		t.Fatalf("a ten-year Retry-After: ok %v wait %v", ok, wait)
+	}
 	// Without --adaptive, nothing changes.
 	plain := New(Options{PerHost: 8, Now: clk.Now})
 	plain.TryAcquire(key)
@@ -267,4 +273,16 @@ func TestRateCounter(t *testing.T) {
 	if r := c.rate(clk.Now()); r != 0 {
 		t.Fatalf("rate %.1f a minute later", r)
 	}
+}
+
+func FuzzParseRate(f *testing.F) {
+	for _, s := range []string{"10", "10/s", "600/m", "3600/h", "0", "-1", "1e400", "NaN", "5/d", "/s"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := ParseRate(s)
+		if err == nil && (r < 0 || r != r || r > 1e308) {
+			t.Fatalf("ParseRate(%q) = %v", s, r)
+		}
+	})
 }
