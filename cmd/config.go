@@ -14,7 +14,10 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/trawl-dev/trawl/fetch"
+	"github.com/trawl-dev/trawl/netpolicy"
 	"github.com/trawl-dev/trawl/pipeline"
+	"github.com/trawl-dev/trawl/redact"
+	"github.com/trawl-dev/trawl/shard"
 	"github.com/trawl-dev/trawl/sink"
 	"github.com/trawl-dev/trawl/stats"
 	"github.com/trawl-dev/trawl/throttle"
@@ -244,6 +247,7 @@ type Config struct {
 	LogFormat      string
 	Throttle       throttle.Options
 	Dedupe         bool
+	Shard          *shard.Spec
 	// TransformsFromDefault is true when no layer named any transform.
 	TransformsFromDefault bool
 	// MaxFailuresFromDefault is true when no layer set a failure tolerance.
@@ -264,8 +268,18 @@ func (p *parser) fail(name string, err error) {
 	}
 }
 
+// display shows a setting's value in messages, with credentials masked.
 func (st *setting) display() string {
-	if st.opt.kind == kindList {
+	switch {
+	case st.opt.name == optHeader:
+		masked := make([]string, len(st.items))
+		for i, h := range st.items {
+			masked[i] = redact.HeaderLine(h)
+		}
+		return strings.Join(masked, ", ")
+	case st.opt.name == optProxy:
+		return redact.URL(st.text)
+	case st.opt.kind == kindList:
 		return strings.Join(st.items, ", ")
 	}
 	return st.text
@@ -311,6 +325,19 @@ func (p *parser) size(name string) int64 {
 		p.fail(name, err)
 	}
 	return n
+}
+
+func (p *parser) hostPatterns(name string) []netpolicy.HostPattern {
+	var out []netpolicy.HostPattern
+	for _, s := range p.list(name) {
+		hp, err := netpolicy.ParseHostPattern(s)
+		if err != nil {
+			p.fail(name, err)
+			return nil
+		}
+		out = append(out, hp)
+	}
+	return out
 }
 
 func (p *parser) rate(name string) float64 {
@@ -400,11 +427,15 @@ func (s *settings) resolve(inputs []string, registry *transform.Registry) (*Conf
 		}
 		fo.Resolve[key] = addr
 	}
+	fo.Policy.DenyPrivate = p.boolean(optDenyPrivate)
+	fo.Policy.AllowPrivateRedirects = p.boolean(optAllowPrivateRedir)
+	fo.Policy.Hosts.Allow = p.hostPatterns(optAllowHost)
+	fo.Policy.Hosts.Deny = p.hostPatterns(optDenyHost)
 	fo.Header = http.Header{}
 	for _, h := range p.list(optHeader) {
 		name, value, err := fetch.ParseHeader(h)
 		if err != nil {
-			p.fail(optHeader, err)
+			p.fail(optHeader, fmt.Errorf("bad header %q", redact.HeaderLine(h)))
 			break
 		}
 		fo.Header.Add(name, value)
@@ -452,8 +483,18 @@ func (s *settings) resolve(inputs []string, registry *transform.Registry) (*Conf
 		Rate:        p.rate(optRate),
 		PerHostRate: p.rate(optPerHostRate),
 		Adaptive:    !p.boolean(optNoAdaptive),
+		MaxPause:    fo.MaxRetryWait,
 	}
 	c.Dedupe = p.boolean(optDedupe)
+	if text := strings.TrimSpace(p.str(optShard)); text != "" {
+		if sp, err := shard.Parse(text, strings.TrimSpace(p.str(optShardBy))); err != nil {
+			p.fail(optShard, err)
+		} else {
+			c.Shard = &sp
+		}
+	} else if _, err := shard.Parse("0/1", strings.TrimSpace(p.str(optShardBy))); err != nil {
+		p.fail(optShardBy, err)
+	}
 	if p.err == nil {
 		// Building the chain once here turns an unknown transform or a bad
 		// argument into a usage error before anything is fetched.

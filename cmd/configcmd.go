@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/trawl-dev/trawl/redact"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -44,16 +45,23 @@ TRAWL_* environment variable, the config file, or the default.`,
 }
 
 // yamlValue renders a setting as a YAML value: a scalar, or a flow list.
+// Credentials (sensitive header values, proxy userinfo) are masked.
 func yamlValue(st *setting) string {
 	switch st.opt.kind {
 	case kindList:
 		items := make([]string, len(st.items))
 		for i, it := range st.items {
+			if st.opt.name == optHeader {
+				it = redact.HeaderLine(it)
+			}
 			items[i] = yamlScalar(it)
 		}
 		return "[" + strings.Join(items, ", ") + "]"
 	case kindInt, kindBool:
 		return st.text
+	}
+	if st.opt.name == optProxy {
+		return yamlScalar(redact.URL(st.text))
 	}
 	return yamlScalar(st.text)
 }

@@ -306,6 +306,11 @@ func newTestHandler() *testHandler {
 	mux.HandleFunc("/to-ftp", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "ftp://files.example.test/x", http.StatusFound)
 	})
+	// /ansi: a title full of terminal control sequences.
+	mux.HandleFunc("/ansi", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		io.WriteString(w, "<title>\x1b[31mred\x1b[0m alert\x07</title>")
+	})
 	// /gzip: a gzip-encoded page.
 	mux.HandleFunc("/gzip", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html")

@@ -102,6 +102,12 @@ const (
 	optCookies              = "cookies"
 	optResolve              = "resolve"
 	optDedupe               = "dedupe"
+	optDenyPrivate          = "deny-private"
+	optAllowPrivateRedir    = "allow-private-redirects"
+	optAllowHost            = "allow-host"
+	optDenyHost             = "deny-host"
+	optShard                = "shard"
+	optShardBy              = "shard-by"
 )
 
 // optionTable lists every setting in the order --help and `trawl config`
@@ -150,9 +156,16 @@ func optionTable(version string) []option {
 		{optNoAdaptive, "", kindBool, "false", "do not slow down hosts that answer 429 or 503", "Politeness"},
 		{optDedupe, "", kindBool, "false", "fetch each distinct URL once; later lines with it copy its result and say duplicate_of", "Politeness"},
 
+		{optDenyPrivate, "", kindBool, "false", "refuse to connect to private, loopback, link-local (cloud metadata) and other non-public addresses", "Security"},
+		{optAllowPrivateRedir, "", kindBool, "false", "let redirects lead from a public address to a private one (refused by default)", "Security"},
+		{optAllowHost, "", kindList, "", "fetch only hosts matching this `pattern` (example.com, *.example.com; repeatable), on every redirect too", "Security"},
+		{optDenyHost, "", kindList, "", "never fetch hosts matching this `pattern` (repeatable), on every redirect too", "Security"},
+
 		{optTransform, "x", kindList, "", "add a transform [KEY:]NAME[=ARG] (repeatable; see 'trawl transforms')", "Transforms"},
 		{optExecTimeout, "", kindDuration, "30s", "limit for one run of an exec command or a jq program on one record", "Transforms"},
 
+		{optShard, "", kindString, "", "handle only shard `K/N` of the list (0 <= K < N), for N processes on N machines; records keep their index in the whole list", "Run"},
+		{optShardBy, "", kindString, "host", "what decides a line's shard: host (all URLs of a host together) or url", "Run"},
 		{optMaxFailures, "", kindString, "0", "failed URLs tolerated before exiting with status 3: a count or a percentage like 5% (default 0)", "Run"},
 		{optShutdownGrace, "", kindDuration, "5s", "after an interrupt, how long in-flight requests may finish before being cancelled", "Run"},
 		{optResume, "", kindBool, "false", "continue an interrupted run: keep the records already in -o FILE, fetch the rest and append", "Run"},

@@ -136,7 +136,7 @@ then the defaults. 'trawl config' shows the effective values and their source.`,
 	root.Flags().SortFlags = false
 	a.addRunFlags(root)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
-	root.AddCommand(a.demoCommand(), a.versionCommand(), a.transformsCommand(), a.configCommand())
+	root.AddCommand(a.demoCommand(), a.versionCommand(), a.transformsCommand(), a.configCommand(), a.mergeCommand())
 	return root
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/trawl-dev/trawl/pipeline"
 	"github.com/trawl-dev/trawl/progress"
 	"github.com/trawl-dev/trawl/record"
+	"github.com/trawl-dev/trawl/redact"
 	"github.com/trawl-dev/trawl/sink"
 	"github.com/trawl-dev/trawl/source"
 	"github.com/trawl-dev/trawl/stats"
@@ -90,7 +91,7 @@ func (a *app) fetchRun(ctx context.Context, cfg *Config, in *runInput) (err erro
 		observe = func(r *record.Record) {
 			st.Observe(r)
 			if r.Err != nil {
-				log.Warn("url failed", "index", r.Index, "url", r.URL, "error_kind", string(r.ErrKind), "error", r.Err.Error(), "status", r.Status, "attempts", r.Attempts)
+				log.Warn("url failed", "index", r.Index, "url", redact.URL(r.URL), "error_kind", string(r.ErrKind), "error", r.Err.Error(), "status", r.Status, "attempts", r.Attempts)
 			}
 		}
 	}
@@ -113,6 +114,7 @@ func (a *app) fetchRun(ctx context.Context, cfg *Config, in *runInput) (err erro
 		Observe:        observe,
 		Throttle:       throttle.New(cfg.Throttle),
 		Dedupe:         dedupeFor(cfg),
+		Shard:          cfg.Shard,
 	})
 	stopProgress()
 	if errors.Is(runErr, sink.ErrInputChanged) {
@@ -271,7 +273,7 @@ func (a *app) startProgress(ctx context.Context, cfg *Config, input source.Optio
 	display := progress.Start(progress.Options{Writer: a.streams.Err, Total: total, Stats: st})
 	countCtx, stopCount := context.WithCancel(ctx)
 	counted := make(chan struct{})
-	if total < 0 && !source.ReadsStdin(input) && !cfg.Resume {
+	if total < 0 && !source.ReadsStdin(input) && !cfg.Resume && cfg.Shard == nil {
 		go func() {
 			defer close(counted)
 			if n, err := source.Count(countCtx, input); err == nil {

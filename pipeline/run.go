@@ -10,6 +10,7 @@ import (
 	"github.com/trawl-dev/trawl/dedupe"
 	"github.com/trawl-dev/trawl/fetch"
 	"github.com/trawl-dev/trawl/record"
+	"github.com/trawl-dev/trawl/shard"
 	"github.com/trawl-dev/trawl/sink"
 	"github.com/trawl-dev/trawl/source"
 	"github.com/trawl-dev/trawl/throttle"
@@ -45,6 +46,8 @@ type Config struct {
 	Grace time.Duration
 	// Observe, when set, is called with every record as it is written.
 	Observe func(*record.Record)
+	// Shard, when set, keeps only this process's share of the list.
+	Shard *shard.Spec
 	// Dedupe, when set, fetches each distinct URL once; later lines with
 	// the same URL copy the first one's result.
 	Dedupe *dedupe.Deduper
@@ -166,8 +169,11 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		return res, err
 	}
 	input := cfg.Input
-	if cfg.Resume != nil || cfg.Dedupe != nil {
+	if cfg.Resume != nil || cfg.Dedupe != nil || cfg.Shard != nil {
 		input.Skip = func(r *record.Record) (bool, error) {
+			if cfg.Shard != nil && !cfg.Shard.Keeps(r.Target, r.URL) {
+				return true, nil
+			}
 			if cfg.Resume != nil {
 				if done, err := cfg.Resume.Done(r.Index, r.URL); done || err != nil {
 					return done, err
