@@ -288,9 +288,13 @@ func TestManyHangingHosts(t *testing.T) {
 			t.Fatalf("record %d: %v", r.Index, r.ErrorKind)
 		}
 	}
-	// The server notices a closed connection a moment after the client
-	// opens the next one, so it may count one or two extra.
-	if p := s.peakOpen.Load(); p > 52 {
+	// All 50 attempts time out together and the next 50 dial at once; the
+	// server notices a closed socket only after it has been scheduled to
+	// read its EOF, so on a loaded machine it briefly counts some of the
+	// old wave beside the new one (CI saw 55). A client that leaked its
+	// timed-out connections would show 100 by the second wave and 200 by
+	// the last, so 75 separates jitter from a leak.
+	if p := s.peakOpen.Load(); p > 75 {
 		t.Fatalf("%d connections open at once at -c 50", p)
 	}
 	t.Logf("200 hanging URLs at -c 50 in %s, at most %d connections open", took.Round(time.Millisecond), s.peakOpen.Load())
