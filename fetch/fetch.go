@@ -179,6 +179,9 @@ func (c *Client) checkRedirect(req *http.Request, via []*http.Request) error {
 	if err := c.opts.Policy.Hosts.Check(req.URL.Hostname()); err != nil {
 		return &BlockedError{Reason: "redirected: " + err.Error()}
 	}
+	if err := c.opts.Policy.checkLiteral(req.URL.Hostname()); err != nil {
+		return err
+	}
 	// Credentials given for one host are not for another. (Go keeps them
 	// for subdomains; trawl is stricter.)
 	if !strings.EqualFold(req.URL.Host, via[0].URL.Host) {
@@ -199,6 +202,10 @@ func (c *Client) Fetch(ctx context.Context, r *record.Record) {
 	defer func() { r.Duration = time.Since(start) }()
 	if err := c.opts.Policy.Hosts.Check(r.Target.Hostname()); err != nil {
 		r.Fail(record.KindBlocked, &BlockedError{Reason: err.Error()})
+		return
+	}
+	if err := c.opts.Policy.checkLiteral(r.Target.Hostname()); err != nil {
+		r.Fail(record.KindBlocked, err)
 		return
 	}
 

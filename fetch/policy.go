@@ -37,6 +37,24 @@ func (p *Policy) classifier() *netpolicy.Classifier {
 	return p.Classifier
 }
 
+// checkLiteral refuses a URL whose host is a private IP address written
+// out, before any connection: through a proxy the dial-time check never
+// sees the target, and an address literal (169.254.169.254) is the usual
+// way such URLs reach a list.
+func (p *Policy) checkLiteral(host string) error {
+	if !p.DenyPrivate {
+		return nil
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		return nil // a name: checked where it is dialed
+	}
+	if p.classifier().Private(addr.WithZone("")) {
+		return &BlockedError{Reason: fmt.Sprintf("%s is a private address (--deny-private)", addr.WithZone(""))}
+	}
+	return nil
+}
+
 // proxyAddrs remembers the proxies requests were sent through, since a
 // proxy the user chose is exempt from the address policy: it is where
 // requests are meant to go, and it is the proxy, not trawl, that dials

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -36,9 +37,15 @@ func TestDenyPrivateRefusesAtConnect(t *testing.T) {
 	defer srv.Close()
 	o := testOptions()
 	o.Policy.DenyPrivate = true
-	for _, u := range []string{srv.URL, strings.Replace(srv.URL, "127.0.0.1", "[::ffff:127.0.0.1]", 1)} {
+	// A name is checked on the address it resolves to, at connect time;
+	// an address written in the URL is refused before any attempt.
+	for u, attempts := range map[string]int{
+		strings.Replace(srv.URL, "127.0.0.1", "localhost", 1): 1,
+		srv.URL: 0,
+		strings.Replace(srv.URL, "127.0.0.1", "[::ffff:127.0.0.1]", 1): 0,
+	} {
 		r := fetchOne(t, newClient(t, o), u)
-		if r.ErrKind != record.KindBlocked || r.Attempts != 1 || !strings.Contains(r.ErrorText(), "private address") {
+		if r.ErrKind != record.KindBlocked || r.Attempts != attempts || !strings.Contains(r.ErrorText(), "private address") {
 			t.Errorf("%s: kind %s attempts %d err %v", u, r.ErrKind, r.Attempts, r.Err)
 		}
 	}
@@ -49,6 +56,44 @@ func TestDenyPrivateRefusesAtConnect(t *testing.T) {
 	o.Proxy, _ = ParseProxy(srv.URL)
 	if r := fetchOne(t, newClient(t, o), "http://far.example/"); r.Err != nil {
 		t.Fatalf("through a private proxy: %v", r.Err)
+	}
+}
+
+// TestDenyPrivateLiteralThroughProxy: through a proxy trawl never dials
+// the target, so an address written in the URL is the one thing it can
+// check itself, for the first hop and for redirects.
+func TestDenyPrivateLiteralThroughProxy(t *testing.T) {
+	var proxied []string
+	var mu sync.Mutex
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		proxied = append(proxied, r.URL.String())
+		mu.Unlock()
+		if r.URL.Host == "public.example" && r.URL.Path == "/to-metadata" {
+			http.Redirect(w, r, "http://169.254.169.254/latest/meta-data/", http.StatusFound)
+			return
+		}
+		io.WriteString(w, "via proxy")
+	}))
+	defer proxy.Close()
+	o := testOptions()
+	o.Policy.DenyPrivate = true
+	o.Proxy, _ = ParseProxy(proxy.URL)
+	c := newClient(t, o)
+	for _, u := range []string{"http://169.254.169.254/latest/meta-data/", "http://[fe80::1%25eth0]/", "http://10.1.2.3:8080/admin", "http://public.example/to-metadata"} {
+		r := fetchOne(t, c, u)
+		if r.ErrKind != record.KindBlocked || !strings.Contains(r.ErrorText(), "private address") {
+			t.Errorf("%s: kind %q err %v", u, r.ErrKind, r.Err)
+		}
+	}
+	if r := fetchOne(t, c, "http://93.184.215.14/"); r.Err != nil || string(r.Body) != "via proxy" {
+		t.Errorf("a public address through the proxy: %v", r.Err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{"http://public.example/to-metadata", "http://93.184.215.14/"}
+	if fmt.Sprint(proxied) != fmt.Sprint(want) {
+		t.Errorf("the proxy was asked for %q, want %q", proxied, want)
 	}
 }
 
