@@ -148,7 +148,7 @@ func New(opts Options) (*Client, error) {
 	configureTransport(transport, dialer, opts)
 	c := &Client{opts: opts, transport: transport, cls: opts.Policy.classifier(), proxies: &proxyAddrs{}}
 	transport.Proxy = c.proxies.wrap(transport.Proxy)
-	transport.DialContext = policyDialer(transport.DialContext, dialer, &c.opts.Policy, c.proxies)
+	transport.DialContext = policyDialer(transport.DialContext, dialer, &c.opts.Policy, c.cls, c.proxies)
 	c.bufs.New = func() any { b := make([]byte, 32<<10); return &b }
 	var rt http.RoundTripper = transport
 	if opts.WrapTransport != nil {
@@ -179,7 +179,7 @@ func (c *Client) checkRedirect(req *http.Request, via []*http.Request) error {
 	if err := c.opts.Policy.Hosts.Check(req.URL.Hostname()); err != nil {
 		return &BlockedError{Reason: "redirected: " + err.Error()}
 	}
-	if err := c.opts.Policy.checkLiteral(req.URL.Hostname()); err != nil {
+	if err := c.checkLiteral(req.URL.Hostname()); err != nil {
 		return err
 	}
 	// Credentials given for one host are not for another. (Go keeps them
@@ -204,7 +204,7 @@ func (c *Client) Fetch(ctx context.Context, r *record.Record) {
 		r.Fail(record.KindBlocked, &BlockedError{Reason: err.Error()})
 		return
 	}
-	if err := c.opts.Policy.checkLiteral(r.Target.Hostname()); err != nil {
+	if err := c.checkLiteral(r.Target.Hostname()); err != nil {
 		r.Fail(record.KindBlocked, err)
 		return
 	}

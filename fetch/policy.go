@@ -41,16 +41,16 @@ func (p *Policy) classifier() *netpolicy.Classifier {
 // out, before any connection: through a proxy the dial-time check never
 // sees the target, and an address literal (169.254.169.254) is the usual
 // way such URLs reach a list.
-func (p *Policy) checkLiteral(host string) error {
-	if !p.DenyPrivate {
+func (c *Client) checkLiteral(host string) error {
+	if !c.opts.Policy.DenyPrivate {
 		return nil
 	}
 	addr, err := netip.ParseAddr(host)
 	if err != nil {
 		return nil // a name: checked where it is dialed
 	}
-	if p.classifier().Private(addr.WithZone("")) {
-		return &BlockedError{Reason: fmt.Sprintf("%s is a private address (--deny-private)", addr.WithZone(""))}
+	if addr = addr.WithZone(""); c.cls.Private(addr) {
+		return &BlockedError{Reason: fmt.Sprintf("%s is a private address (--deny-private)", addr)}
 	}
 	return nil
 }
@@ -94,11 +94,10 @@ func canonicalAddr(u *url.URL) string {
 // policyDialer refuses, at connect time, the addresses the policy denies:
 // the check sees the address actually dialed, after DNS, so neither a
 // rebinding DNS server nor a redirect can get around it.
-func policyDialer(base func(ctx context.Context, network, addr string) (net.Conn, error), d *net.Dialer, p *Policy, proxies *proxyAddrs) func(ctx context.Context, network, addr string) (net.Conn, error) {
+func policyDialer(base func(ctx context.Context, network, addr string) (net.Conn, error), d *net.Dialer, p *Policy, cls *netpolicy.Classifier, proxies *proxyAddrs) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	if !p.DenyPrivate {
 		return base
 	}
-	cls := p.classifier()
 	checked := *d
 	checked.Control = func(network, address string, _ syscall.RawConn) error {
 		ap, err := netip.ParseAddrPort(address)

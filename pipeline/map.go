@@ -102,15 +102,9 @@ func mapUnordered[In, Out any](ctx, workCtx context.Context, in <-chan In, worke
 	for range workers {
 		wg.Go(func() {
 			for {
-				var item In
-				var ok bool
-				select {
-				case <-ctx.Done():
+				item, ok := receive(ctx, in)
+				if !ok {
 					return
-				case item, ok = <-in:
-					if !ok {
-						return
-					}
 				}
 				res := fn(workCtx, item)
 				select {
@@ -127,6 +121,18 @@ func mapUnordered[In, Out any](ctx, workCtx context.Context, in <-chan In, worke
 		close(out)
 	}()
 	return out
+}
+
+// receive takes the next item from in; false when in is closed or ctx is
+// done first.
+func receive[T any](ctx context.Context, in <-chan T) (T, bool) {
+	select {
+	case <-ctx.Done():
+		var zero T
+		return zero, false
+	case v, ok := <-in:
+		return v, ok
+	}
 }
 
 // job carries one item to a worker together with the slot its result goes to.
@@ -151,15 +157,9 @@ func mapOrdered[In, Out any](ctx, workCtx context.Context, in <-chan In, workers
 		defer close(jobs)
 		defer close(queue)
 		for {
-			var item In
-			var ok bool
-			select {
-			case <-ctx.Done():
+			item, ok := receive(ctx, in)
+			if !ok {
 				return
-			case item, ok = <-in:
-				if !ok {
-					return
-				}
 			}
 			slot := make(chan Out, 1)
 			select {
