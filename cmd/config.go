@@ -14,15 +14,16 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/trawl-dev/trawl/fetch"
-	"github.com/trawl-dev/trawl/netpolicy"
+	"github.com/trawl-dev/trawl/internal/netpolicy"
+	"github.com/trawl-dev/trawl/internal/redact"
+	"github.com/trawl-dev/trawl/internal/throttle"
+	"github.com/trawl-dev/trawl/internal/units"
 	"github.com/trawl-dev/trawl/pipeline"
-	"github.com/trawl-dev/trawl/redact"
-	"github.com/trawl-dev/trawl/shard"
 	"github.com/trawl-dev/trawl/sink"
+	"github.com/trawl-dev/trawl/source"
+	"github.com/trawl-dev/trawl/stage"
 	"github.com/trawl-dev/trawl/stats"
-	"github.com/trawl-dev/trawl/throttle"
 	"github.com/trawl-dev/trawl/transform"
-	"github.com/trawl-dev/trawl/units"
 )
 
 // origin says which layer a setting's value came from.
@@ -219,35 +220,14 @@ func scalarText(val any) (string, error) {
 	return "", fmt.Errorf("want a single value, got %v", val)
 }
 
-// Config is the typed, validated configuration of a fetch run.
+// Config is the typed configuration of a fetch run: the pipeline's, plus
+// what only the command line needs to present the run.
 type Config struct {
-	Inputs         []string
-	Output         string
-	Format         sink.Format
-	Progress       string
-	Quiet          bool
-	FetchStage     pipeline.Options
-	TransformStage pipeline.Options
-	Fetch          fetch.Options
-	Transforms     []transform.Spec
-	TransformOpts  transform.Options
-	MaxFailures    stats.Tolerance
-	Grace          time.Duration
-	FlushEvery     time.Duration
-	Atomic         bool
-	OutputDir      string
-	NameTemplate   sink.Template
-	Resume         bool
-	ResumeOptions  sink.ResumeOptions
-	Deadline       time.Duration
-	LockFile       string
-	StatsFile      string
-	MetricsFile    string
-	LogFile        string
-	LogFormat      string
-	Throttle       throttle.Options
-	Dedupe         bool
-	Shard          *shard.Spec
+	pipeline.Config
+	// Quiet silences the progress bar, the summary and status notes.
+	Quiet bool
+	// Progress is auto, always or never.
+	Progress string
 	// TransformsFromDefault is true when no layer named any transform.
 	TransformsFromDefault bool
 	// MaxFailuresFromDefault is true when no layer set a failure tolerance.
@@ -348,8 +328,8 @@ func (p *parser) rate(name string) float64 {
 	return r
 }
 
-func (p *parser) order(name string) pipeline.Order {
-	o, err := pipeline.ParseOrder(strings.TrimSpace(p.str(name)))
+func (p *parser) order(name string) stage.Order {
+	o, err := stage.ParseOrder(strings.TrimSpace(p.str(name)))
 	if err != nil {
 		p.fail(name, err)
 	}
@@ -370,14 +350,12 @@ func (p *parser) oneOf(name string, allowed ...string) string {
 // resolve checks every setting and builds the run configuration.
 func (s *settings) resolve(inputs []string, registry *transform.Registry) (*Config, error) {
 	p := &parser{s: s}
-	c := &Config{Inputs: inputs}
+	c := &Config{}
+	c.Inputs = inputs
+	c.Registry = registry
 	c.Output = p.str(optOutput)
-	if f, err := sink.ParseFormat(strings.TrimSpace(p.str(optFormat))); err != nil {
-		p.fail(optFormat, err)
-	} else {
-		c.Format = f
-	}
-	c.Progress = p.oneOf(optProgress, "auto", "always", "never")
+	c.Format = p.format(c.Output)
+	c.Progress = p.oneOf(optProgress, progressModes...)
 	c.Quiet = p.boolean(optQuiet)
 
 	c.FetchStage.Workers = p.intAtLeast(optFetchConcurrency, 1)
@@ -385,7 +363,7 @@ func (s *settings) resolve(inputs []string, registry *transform.Registry) (*Conf
 	c.FetchStage.Order = p.order(optFetchOrder)
 	c.TransformStage.Order = p.order(optTransformOrder)
 	if p.boolean(optUnordered) {
-		c.FetchStage.Order, c.TransformStage.Order = pipeline.CompletionOrder, pipeline.CompletionOrder
+		c.FetchStage.Order, c.TransformStage.Order = stage.CompletionOrder, stage.CompletionOrder
 	}
 	window := p.intAtLeast(optReorderWindow, 0)
 	c.FetchStage.Window, c.TransformStage.Window = window, window
@@ -440,6 +418,7 @@ func (s *settings) resolve(inputs []string, registry *transform.Registry) (*Conf
 		}
 		fo.Header.Add(name, value)
 	}
+	fo.MaxFileSize = p.size(optMaxFileSize)
 	c.Fetch = fo
 
 	for _, x := range p.list(optTransform) {
@@ -451,7 +430,7 @@ func (s *settings) resolve(inputs []string, registry *transform.Registry) (*Conf
 		c.Transforms = append(c.Transforms, spec)
 	}
 	c.TransformsFromDefault = s.byName[optTransform].from.layer == "default"
-	c.TransformOpts = transform.Options{ExecTimeout: p.duration(optExecTimeout, true), MaxOutput: fo.MaxBody}
+	c.TransformOptions = transform.Options{ExecTimeout: p.duration(optExecTimeout, true), MaxOutput: fo.MaxBody}
 
 	if tol, err := stats.ParseTolerance(p.str(optMaxFailures)); err != nil {
 		p.fail(optMaxFailures, err)
@@ -469,15 +448,14 @@ func (s *settings) resolve(inputs []string, registry *transform.Registry) (*Conf
 	} else {
 		c.NameTemplate = tmpl
 	}
-	c.Fetch.MaxFileSize = p.size(optMaxFileSize)
 	c.Resume = p.boolean(optResume)
-	c.ResumeOptions.RetryFailed = p.boolean(optResumeRetryFailed)
+	c.RetryFailed = p.boolean(optResumeRetryFailed)
 	c.Deadline = p.duration(optDeadline, false)
 	c.LockFile = p.str(optLock)
 	c.StatsFile = p.str(optStatsFile)
 	c.MetricsFile = p.str(optMetricsFile)
 	c.LogFile = p.str(optLogFile)
-	c.LogFormat = p.oneOf(optLogFormat, "text", "json")
+	c.LogFormat = p.oneOf(optLogFormat, logFormats...)
 	c.Throttle = throttle.Options{
 		PerHost:     p.intAtLeast(optPerHost, 0),
 		Rate:        p.rate(optRate),
@@ -486,24 +464,18 @@ func (s *settings) resolve(inputs []string, registry *transform.Registry) (*Conf
 		MaxPause:    fo.MaxRetryWait,
 	}
 	c.Dedupe = p.boolean(optDedupe)
+	shardBy := strings.TrimSpace(p.str(optShardBy))
 	if text := strings.TrimSpace(p.str(optShard)); text != "" {
-		if sp, err := shard.Parse(text, strings.TrimSpace(p.str(optShardBy))); err != nil {
+		if sp, err := source.ParseShard(text, shardBy); err != nil {
 			p.fail(optShard, err)
 		} else {
 			c.Shard = &sp
 		}
-	} else if _, err := shard.Parse("0/1", strings.TrimSpace(p.str(optShardBy))); err != nil {
+	} else if err := source.CheckShardBy(shardBy); err != nil {
 		p.fail(optShardBy, err)
 	}
 	if p.err == nil {
-		// Building the chain once here turns an unknown transform or a bad
-		// argument into a usage error before anything is fetched.
-		if _, err := registry.NewChain(c.Transforms, c.layout().Reserved, c.TransformOpts); err != nil {
-			p.fail(optTransform, err)
-		}
-	}
-	if p.err == nil {
-		p.err = s.combinations(c)
+		p.err = c.Validate()
 	}
 	if p.err != nil {
 		return nil, p.err
@@ -511,29 +483,22 @@ func (s *settings) resolve(inputs []string, registry *transform.Registry) (*Conf
 	return c, nil
 }
 
-// layout is the set of record fields this configuration writes.
-func (c *Config) layout() sink.Layout {
-	return sink.Layout{Files: c.OutputDir != "", Duplicates: c.Dedupe}
-}
-
-// combinations rejects settings that make sense alone but not together.
-func (s *settings) combinations(c *Config) error {
-	toStdout := c.Output == "" || c.Output == "-"
-	// set reports a value other than the default, wherever it came from.
-	set := func(name string) bool { st := s.byName[name]; return st.text != st.opt.def }
-	switch {
-	case c.Atomic && toStdout:
-		return usageErrorf("--atomic needs an output file (-o FILE)")
-	case c.Resume && toStdout:
-		return usageErrorf("--resume needs the output file to continue (-o FILE)")
-	case c.Resume && c.Format != sink.JSONL:
-		return usageErrorf("--resume works with -f jsonl only")
-	case c.Resume && c.Atomic:
-		return usageErrorf("--resume and --atomic cannot be combined: --resume appends to -o FILE as it goes, --atomic replaces it at the end")
-	case c.ResumeOptions.RetryFailed && !c.Resume:
-		return usageErrorf("--resume-retry-failed only applies with --resume")
-	case c.OutputDir == "" && (set(optName) || set(optMaxFileSize)):
-		return usageErrorf("--name and --max-file-size apply to saved files: add --output-dir DIR")
+// format decides the output format: -f when given, else what the output
+// file's extension says (out.csv is CSV), else JSON Lines. A -f that
+// contradicts the extension is a mistake worth stopping for.
+func (p *parser) format(output string) sink.Format {
+	st := p.s.byName[optFormat]
+	implied, hasImplied := sink.FormatOf(output)
+	if st.from.layer == "default" && hasImplied {
+		return implied
 	}
-	return nil
+	f, err := sink.ParseFormat(strings.TrimSpace(st.text))
+	if err != nil {
+		p.fail(optFormat, err)
+		return sink.JSONL
+	}
+	if hasImplied && f != implied {
+		p.fail(optFormat, fmt.Errorf("the output file %s says %s; drop -f or rename the file", output, implied))
+	}
+	return f
 }

@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/trawl-dev/trawl/pipeline"
+	"github.com/trawl-dev/trawl/stage"
 	"github.com/trawl-dev/trawl/transform"
 )
 
@@ -61,7 +61,7 @@ func TestExampleConfigDocumentsAndLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.FetchStage.Workers != 32 || cfg.Fetch.MaxBody != 10<<20 || cfg.FetchStage.Order != pipeline.InputOrder {
+	if cfg.FetchStage.Workers != 32 || cfg.Fetch.MaxBody != 10<<20 || cfg.FetchStage.Order != stage.InputOrder {
 		t.Errorf("example config does not match the defaults: %+v", cfg)
 	}
 }
@@ -127,7 +127,7 @@ func TestUnorderedOverridesBothStages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.FetchStage.Order != pipeline.CompletionOrder || cfg.TransformStage.Order != pipeline.CompletionOrder {
+	if cfg.FetchStage.Order != stage.CompletionOrder || cfg.TransformStage.Order != stage.CompletionOrder {
 		t.Fatal("--unordered did not set completion order")
 	}
 }

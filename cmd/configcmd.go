@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"github.com/trawl-dev/trawl/redact"
+	"github.com/trawl-dev/trawl/internal/redact"
 	"go.yaml.in/yaml/v3"
 )
 

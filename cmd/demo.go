@@ -8,8 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/trawl-dev/trawl/demosite"
-	"github.com/trawl-dev/trawl/source"
+	"github.com/trawl-dev/trawl/internal/demosite"
 	"github.com/trawl-dev/trawl/stats"
 	"github.com/trawl-dev/trawl/transform"
 )
@@ -36,6 +35,9 @@ the one deliberately missing page (--max-failures 1), so it exits 0.`,
 			}
 			if cfg.TransformsFromDefault {
 				cfg.Transforms = []transform.Spec{{Key: "title", Name: "title"}}
+				if err := cfg.Validate(); err != nil {
+					return err
+				}
 			}
 			if cfg.MaxFailuresFromDefault {
 				cfg.MaxFailures, _ = stats.ParseTolerance(strconv.Itoa(demosite.ExpectedFailures))
@@ -51,11 +53,10 @@ the one deliberately missing page (--max-failures 1), so it exits 0.`,
 			if !cfg.Quiet {
 				fmt.Fprintf(a.streams.Err, "trawl: demo site at %s, fetching %d URLs\n", site.URL, len(urls))
 			}
-			in := &runInput{
-				source: source.Options{Stdin: strings.NewReader(strings.Join(urls, "\n"))},
-				total:  int64(len(urls)),
-			}
-			return a.fetchRun(c.Context(), cfg, in)
+			cfg.Inputs = nil
+			cfg.Stdin = strings.NewReader(strings.Join(urls, "\n"))
+			cfg.Total = int64(len(urls))
+			return a.fetchRun(c.Context(), cfg)
 		},
 	}
 	a.addRunFlags(c)

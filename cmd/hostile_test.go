@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/trawl-dev/trawl/internal/exitcode"
 )
 
 // hostileServer speaks raw TCP so that it can misbehave in ways an HTTP
@@ -230,8 +232,8 @@ func TestHostileServers(t *testing.T) {
 		want = append(want, "invalid_url", "invalid_url", "invalid_url")
 	}
 	recs, code, rss, took := runHostile(t, lines, "-c", "64", "--per-host", "64", "--timeout", "2s", "--retries", "1", "--retry-delay", "10ms", "--max-retry-wait", "2s", "--max-body", "1MiB", "-x", "title", "--unordered")
-	if code != ExitSomeFailed {
-		t.Errorf("exit status %d, want %d", code, ExitSomeFailed)
+	if code != exitcode.SomeFailed {
+		t.Errorf("exit status %d, want %d", code, exitcode.SomeFailed)
 	}
 	if len(recs) != len(lines) {
 		t.Fatalf("%d records for %d lines", len(recs), len(lines))

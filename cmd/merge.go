@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/trawl-dev/trawl/merge"
+	"github.com/trawl-dev/trawl/internal/exitcode"
 	"github.com/trawl-dev/trawl/sink"
 )
 
@@ -38,7 +38,7 @@ once (the output still has each index once).`,
 			if err != nil {
 				return err
 			}
-			rep, err := merge.Files(out, files, os.TempDir())
+			rep, err := sink.Merge(out, files, os.TempDir())
 			if cerr := out.Close(err == nil); err == nil {
 				err = cerr
 			}
@@ -55,8 +55,8 @@ once (the output still has each index once).`,
 				}
 			}
 			if rep.DuplicateCount > 0 {
-				return &exitError{code: ExitSomeFailed, msg: fmt.Sprintf("%d indexes appeared more than once (kept the first): %s%s",
-					rep.DuplicateCount, strings.Join(rep.Duplicates, "; "), more(len(rep.Duplicates), 10))}
+				return exitcode.New(exitcode.SomeFailed, fmt.Errorf("%d indexes appeared more than once (kept the first): %s%s",
+					rep.DuplicateCount, strings.Join(rep.Duplicates, "; "), more(len(rep.Duplicates), 10)))
 			}
 			return nil
 		},

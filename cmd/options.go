@@ -239,3 +239,10 @@ func splitList(s string) ([]string, error) {
 	}
 	return items, nil
 }
+
+// The values of the options that take one of a fixed set, used to check
+// them and to complete them in the shell.
+var (
+	progressModes = []string{"auto", "always", "never"}
+	logFormats    = []string{"text", "json"}
+)

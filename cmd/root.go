@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
+	"github.com/trawl-dev/trawl/internal/exitcode"
 	"github.com/trawl-dev/trawl/transform"
 )
 
@@ -56,7 +57,7 @@ func Main() int {
 			// Restoring the default action makes the next signal fatal.
 			signal.Reset(os.Interrupt, syscall.SIGTERM)
 			fmt.Fprintf(os.Stderr, "\ntrawl: %s: finishing in-flight requests and writing records (send it again to quit at once)\n", sig)
-			cancel(interrupted{sig})
+			cancel(exitcode.Signal{Sig: sig})
 		case <-ctx.Done():
 		}
 	}()
@@ -126,11 +127,14 @@ then the defaults. 'trawl config' shows the effective values and their source.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		RunE: func(c *cobra.Command, args []string) error {
+			if err := checkInputs(c, args); err != nil {
+				return err
+			}
 			cfg, err := a.config(c.Flags(), args)
 			if err != nil {
 				return err
 			}
-			return a.fetchRun(c.Context(), cfg, nil)
+			return a.fetchRun(c.Context(), cfg)
 		},
 	}
 	root.Flags().SortFlags = false
@@ -190,7 +194,7 @@ func (a *app) printUsage(c *cobra.Command) {
 		other.AddFlag(h)
 	}
 	fmt.Fprintf(w, "\nOther flags:\n%s", other.FlagUsages())
-	fmt.Fprintf(w, "\n%s\n", exitCodesHelp)
+	fmt.Fprintf(w, "\n%s\n", exitcode.Help)
 	if c.HasAvailableSubCommands() {
 		fmt.Fprintln(w, "\nRun 'trawl COMMAND --help' for more about a command.")
 	}

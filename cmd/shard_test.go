@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/trawl-dev/trawl/internal/exitcode"
 )
 
 // shardEnv is a list of 300 lines over 20 made-up hosts (all resolved to
@@ -136,7 +138,7 @@ func TestMergeCommandReportsDuplicates(t *testing.T) {
 	os.WriteFile(b, []byte(`{"index":0,"url":"x"}`+"\n"), 0o644)
 	c := exec.Command("trawl", "merge", a, b)
 	out, _ := c.Output()
-	if c.ProcessState.ExitCode() != ExitSomeFailed || strings.Count(string(out), "\n") != 2 {
+	if c.ProcessState.ExitCode() != exitcode.SomeFailed || strings.Count(string(out), "\n") != 2 {
 		t.Fatalf("exit %d, output %q", c.ProcessState.ExitCode(), out)
 	}
 	stderr, _ := exec.Command("trawl", "merge", a).CombinedOutput()

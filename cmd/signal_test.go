@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/trawl-dev/trawl/internal/exitcode"
 )
 
 // hangServer answers /fast at once and lets /hang requests hang until the
@@ -91,8 +93,8 @@ func TestSignalStopsGracefully(t *testing.T) {
 		code int
 		name string
 	}{
-		{os.Interrupt, ExitInterrupted, "interrupt"},
-		{syscall.SIGTERM, ExitTerminated, "terminated"},
+		{os.Interrupt, exitcode.Interrupted, "interrupt"},
+		{syscall.SIGTERM, exitcode.Terminated, "terminated"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv, started := hangServer(t)
@@ -194,7 +196,7 @@ func TestSecondSignalQuitsAtOnce(t *testing.T) {
 	c.Process.Signal(os.Interrupt)
 	st := waitExit(t, c, 10*time.Second)
 	ws, ok := st.Sys().(syscall.WaitStatus)
-	if !ok || !(ws.Signaled() && ws.Signal() == syscall.SIGINT) && st.ExitCode() != ExitInterrupted {
+	if !ok || !(ws.Signaled() && ws.Signal() == syscall.SIGINT) && st.ExitCode() != exitcode.Interrupted {
 		t.Fatalf("after a second interrupt: %v", st)
 	}
 }
@@ -217,8 +219,8 @@ func TestLockKeepsSecondRunOut(t *testing.T) {
 	second.Stderr = &stderr
 	second.Start()
 	st := waitExit(t, second, 20*time.Second)
-	if st.ExitCode() != ExitLocked {
-		t.Fatalf("second run exited %d, want %d; stderr:\n%s", st.ExitCode(), ExitLocked, stderr.String())
+	if st.ExitCode() != exitcode.Locked {
+		t.Fatalf("second run exited %d, want %d; stderr:\n%s", st.ExitCode(), exitcode.Locked, stderr.String())
 	}
 	if want := fmt.Sprintf("another process holds the lock (process %d); not starting", first.Process.Pid); !strings.Contains(stderr.String(), want) {
 		t.Errorf("stderr %q lacks %q", stderr.String(), want)

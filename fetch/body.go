@@ -7,8 +7,8 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/trawl-dev/trawl/internal/units"
 	"github.com/trawl-dev/trawl/record"
-	"github.com/trawl-dev/trawl/units"
 )
 
 // BodyStore saves response bodies as they arrive.

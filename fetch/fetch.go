@@ -17,7 +17,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/trawl-dev/trawl/netpolicy"
+	"github.com/trawl-dev/trawl/internal/netpolicy"
 	"github.com/trawl-dev/trawl/record"
 )
 
@@ -326,33 +326,35 @@ func (c *Client) attempt(ctx context.Context, r *record.Record) (res attemptResu
 	}
 	res = attemptResult{
 		err:       &StatusError{Code: resp.StatusCode, Reason: "HTTP " + resp.Status},
-		retryable: retryableStatus(resp.StatusCode),
+		retryable: record.RetryableStatus(resp.StatusCode),
 	}
 	res.retryAfter, res.retryAfterSet = ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	return res
 }
 
-// requestFailed describes a request that got no response.
+// requestFailed describes a request that got no response. Whether it is
+// worth another attempt is record.Permanent's rule, with two refinements
+// that only hold within seconds: a policy refusal would be refused again,
+// and a name DNS says does not exist does not exist a moment later either.
 func (c *Client) requestFailed(ctx context.Context, err error) attemptResult {
-	var tooMany *TooManyRedirectsError
-	var badRedir *BadRedirectError
-	var blocked *BlockedError
-	if errors.As(err, &tooMany) || errors.As(err, &badRedir) || errors.As(err, &blocked) {
-		return attemptResult{err: describe(err)}
-	}
-	if isTimeout(err) && ctx.Err() == nil {
+	if isTimeout(err) && ctx.Err() == nil && !isRedirectRefusal(err) {
 		return attemptResult{
 			err:       &timeoutError{what: fmt.Sprintf("no response within %s (--timeout)", c.opts.Timeout), err: err},
 			retryable: true,
 		}
 	}
-	if isTLS(err) {
-		// A certificate that does not verify will not verify on retry either.
-		return attemptResult{err: describe(err)}
-	}
+	err = describe(err)
+	kind := classify(ctx, err)
 	var dnsErr *net.DNSError
-	if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
-		return attemptResult{err: describe(err)}
-	}
-	return attemptResult{err: describe(err), retryable: true}
+	notFound := errors.As(err, &dnsErr) && dnsErr.IsNotFound
+	retryable := !record.Permanent(kind, 0) && kind != record.KindBlocked && !notFound
+	return attemptResult{err: err, retryable: retryable}
+}
+
+// isRedirectRefusal reports errors from trawl's own redirect checks.
+func isRedirectRefusal(err error) bool {
+	var tooMany *TooManyRedirectsError
+	var badRedir *BadRedirectError
+	var blocked *BlockedError
+	return errors.As(err, &tooMany) || errors.As(err, &badRedir) || errors.As(err, &blocked)
 }

@@ -12,7 +12,7 @@ import (
 	"sync"
 	"syscall"
 
-	"github.com/trawl-dev/trawl/netpolicy"
+	"github.com/trawl-dev/trawl/internal/netpolicy"
 )
 
 // Policy says which addresses and hosts requests may reach.

@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/trawl-dev/trawl/netpolicy"
+	"github.com/trawl-dev/trawl/internal/netpolicy"
 	"github.com/trawl-dev/trawl/record"
 )
 

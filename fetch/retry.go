@@ -9,18 +9,6 @@ import (
 	"time"
 )
 
-// retryableStatus reports whether a response status is worth retrying: the
-// server said it is temporarily unable or unwilling to answer.
-func retryableStatus(code int) bool {
-	switch code {
-	case http.StatusRequestTimeout, http.StatusTooEarly, http.StatusTooManyRequests,
-		http.StatusInternalServerError, http.StatusBadGateway,
-		http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		return true
-	}
-	return false
-}
-
 // ParseRetryAfter reads a Retry-After header value, which is either a number
 // of seconds or an HTTP date. ok is false when the value is absent or
 // unparseable; a date in the past means no wait.

@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/trawl-dev/trawl/fetch"
+	"github.com/trawl-dev/trawl/internal/throttle"
 	"github.com/trawl-dev/trawl/sink"
-	"github.com/trawl-dev/trawl/source"
-	"github.com/trawl-dev/trawl/throttle"
+	"github.com/trawl-dev/trawl/stage"
 )
 
 // BenchmarkRun pushes b.N URLs through the whole pipeline (reading, fetch
@@ -25,7 +25,7 @@ func BenchmarkRun(b *testing.B) {
 		io.WriteString(w, page)
 	}))
 	defer srv.Close()
-	for _, order := range []Order{InputOrder, CompletionOrder} {
+	for _, order := range []stage.Order{stage.InputOrder, stage.CompletionOrder} {
 		b.Run(order.String(), func(b *testing.B) {
 			var list strings.Builder
 			for i := range b.N {
@@ -34,14 +34,15 @@ func BenchmarkRun(b *testing.B) {
 			fo := fetch.Defaults()
 			fo.Concurrency = 32
 			cfg := Config{
-				Input:          source.Options{Stdin: strings.NewReader(list.String())},
+				Stdin:          strings.NewReader(list.String()),
 				Fetch:          fo,
-				FetchStage:     Options{Workers: 32, Order: order},
-				TransformStage: Options{Workers: 2, Order: order},
+				FetchStage:     Stage{Workers: 32, Order: order},
+				TransformStage: Stage{Workers: 2, Order: order},
 				Format:         sink.JSONL,
 				Stdout:         io.Discard,
 				Grace:          time.Second,
-				Throttle:       throttle.New(throttle.Options{PerHost: 32, Adaptive: true}),
+				FlushEvery:     time.Second,
+				Throttle:       throttle.Options{PerHost: 32, Adaptive: true},
 			}
 			b.ReportAllocs()
 			b.ResetTimer()

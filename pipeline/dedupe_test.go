@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/trawl-dev/trawl/dedupe"
-	"github.com/trawl-dev/trawl/throttle"
+	"github.com/trawl-dev/trawl/internal/throttle"
+	"github.com/trawl-dev/trawl/stage"
 )
 
 func TestDedupeFetchesOnceAndCopies(t *testing.T) {
@@ -41,17 +41,17 @@ func TestDedupeFetchesOnceAndCopies(t *testing.T) {
 			urls = append(urls, fmt.Sprintf("%s/p/%d", srv.URL, n))
 		}
 	}
-	for _, order := range []Order{InputOrder, CompletionOrder} {
+	for _, order := range []stage.Order{stage.InputOrder, stage.CompletionOrder} {
 		t.Run(order.String(), func(t *testing.T) {
 			mu.Lock()
 			clear(hits)
 			mu.Unlock()
 			var buf lockedBuffer
 			cfg := testConfig(t, urls, &buf)
-			cfg.FetchStage = Options{Workers: 8, Order: order}
+			cfg.FetchStage = Stage{Workers: 8, Order: order}
 			cfg.TransformStage.Order = order
-			cfg.Throttle = throttle.New(throttle.Options{PerHost: 8})
-			cfg.Dedupe = dedupe.New(dedupe.DefaultBudget)
+			cfg.Throttle = throttle.Options{PerHost: 8}
+			cfg.Dedupe = true
 			if _, err := Run(t.Context(), cfg); err != nil {
 				t.Fatal(err)
 			}

@@ -4,7 +4,7 @@ import (
 	"context"
 	"slices"
 
-	"github.com/trawl-dev/trawl/dedupe"
+	"github.com/trawl-dev/trawl/internal/dedupe"
 	"github.com/trawl-dev/trawl/record"
 )
 

@@ -2,85 +2,154 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"io"
+	"log/slog"
+	"os"
+	"strings"
 	"sync"
 	"time"
 
-	"github.com/trawl-dev/trawl/dedupe"
 	"github.com/trawl-dev/trawl/fetch"
+	"github.com/trawl-dev/trawl/internal/atomicfile"
+	"github.com/trawl-dev/trawl/internal/dedupe"
+	"github.com/trawl-dev/trawl/internal/exitcode"
+	"github.com/trawl-dev/trawl/internal/lockfile"
+	"github.com/trawl-dev/trawl/internal/redact"
+	"github.com/trawl-dev/trawl/internal/throttle"
+	"github.com/trawl-dev/trawl/internal/urlkey"
 	"github.com/trawl-dev/trawl/record"
-	"github.com/trawl-dev/trawl/shard"
 	"github.com/trawl-dev/trawl/sink"
 	"github.com/trawl-dev/trawl/source"
-	"github.com/trawl-dev/trawl/throttle"
+	"github.com/trawl-dev/trawl/stage"
+	"github.com/trawl-dev/trawl/stats"
 	"github.com/trawl-dev/trawl/transform"
 )
 
-// Config is everything one run needs, already validated.
-type Config struct {
-	// Input says where URLs come from.
-	Input source.Options
-	// Fetch configures the HTTP client.
-	Fetch fetch.Options
-	// FetchStage and TransformStage set each stage's workers and order.
-	FetchStage     Options
-	TransformStage Options
-	// Transforms is the chain applied to each response; it may be empty.
-	Transforms *transform.Chain
-	// Format and Output choose the encoding and the file ("" or "-" for
-	// Stdout); OutputOptions asks for appending or an atomic replacement.
-	Format        sink.Format
-	Output        string
-	OutputOptions sink.OutputOptions
-	Stdout        io.Writer
-	// OutputDir, when set, is where bodies are saved, named by NameTemplate.
-	OutputDir    string
-	NameTemplate sink.Template
-	// Resume, when set, lists what an earlier run already did: those URLs
-	// are skipped, and the output is appended to.
-	Resume *sink.Resume
-	// FlushEvery bounds how long a record may stay in the output buffer.
-	FlushEvery time.Duration
-	// Grace is how long in-flight requests may continue after a stop.
-	Grace time.Duration
-	// Observe, when set, is called with every record as it is written.
-	Observe func(*record.Record)
-	// Shard, when set, keeps only this process's share of the list.
-	Shard *shard.Spec
-	// Dedupe, when set, fetches each distinct URL once; later lines with
-	// the same URL copy the first one's result.
-	Dedupe *dedupe.Deduper
-	// Throttle, when set, limits requests per host and per second and
-	// adapts to hosts that push back; the fetch stage then schedules URLs
-	// so that no worker waits for a busy host while others are free.
-	Throttle *throttle.Throttle
-}
-
 // Result describes how a run ended.
 type Result struct {
-	// Complete is true when every input line was processed: the run was
-	// not stopped early and trawl did not fail.
-	Complete bool
+	// Outcome says in a word how the run ended: ok, failures,
+	// interrupted, incomplete or error.
+	Outcome string
+	// Snapshot holds this run's figures; Summary renders them.
+	Snapshot stats.Snapshot
+	// Resumed is the number of records an earlier run had already written
+	// (with --resume).
+	Resumed int64
+}
+
+// Run streams the input through fetch and transform into the output.
+//
+// Cancelling ctx is a graceful stop: no more input is read, in-flight
+// requests get cfg.Grace to finish before being cancelled (their records
+// then say "canceled"), and every record produced is written and flushed.
+// The cause ctx was cancelled with (an exitcode.Signal) decides the exit
+// status.
+//
+// The error Run returns carries the exit status (see exitcode.Of): nil
+// when every URL succeeded or the failures stayed within MaxFailures.
+func Run(ctx context.Context, cfg Config) (Result, error) {
+	res := Result{Outcome: "error"}
+	if err := cfg.Validate(); err != nil {
+		return res, err
+	}
+	r, err := newRun(cfg)
+	if err != nil {
+		return res, err
+	}
+	defer r.close()
+	return r.run(ctx)
+}
+
+// run is one run being assembled and executed.
+type run struct {
+	cfg     Config
+	started time.Time
+	chain   *transform.Chain
+	input   source.Options
+	lock    *lockfile.Lock
+	log     *slog.Logger
+	logFile *os.File
+	resume  *sink.Resume
+	stats   *stats.Stats
+}
+
+func (r *run) say(format string, args ...any) {
+	if r.cfg.Say != nil {
+		r.cfg.Say(fmt.Sprintf(format, args...))
+	}
+}
+
+// newRun builds what a run needs before anything is fetched: every check
+// that can fail on the user's input happens here, so that a mistake costs
+// no request.
+func newRun(cfg Config) (*run, error) {
+	r := &run{cfg: cfg, started: time.Now()}
+	var err error
+	if r.chain, err = cfg.chain(); err != nil {
+		return nil, err
+	}
+	r.input = source.Options{Paths: cfg.Inputs, Stdin: cfg.Stdin}
+	if err := source.Check(r.input); err != nil {
+		return nil, exitcode.New(exitcode.Usage, err)
+	}
+	if cfg.LockFile != "" {
+		lock, err := lockfile.Acquire(cfg.LockFile)
+		if errors.Is(err, lockfile.ErrLocked) {
+			return nil, exitcode.New(exitcode.Locked, fmt.Errorf("%w; not starting", err))
+		}
+		if err != nil {
+			return nil, err
+		}
+		r.lock = lock
+	}
+	if cfg.LogFile != "" {
+		f, err := os.OpenFile(cfg.LogFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			r.close()
+			return nil, fmt.Errorf("cannot open log file: %w", err)
+		}
+		var h slog.Handler = slog.NewTextHandler(f, nil)
+		if cfg.LogFormat == "json" {
+			h = slog.NewJSONHandler(f, nil)
+		}
+		r.log, r.logFile = slog.New(h), f
+	}
+	if cfg.Resume {
+		if r.resume, err = sink.LoadResume(cfg.Output, sink.ResumeOptions{RetryFailed: cfg.RetryFailed}); err != nil {
+			r.close()
+			return nil, exitcode.New(exitcode.Usage, err)
+		}
+		r.say("%s", resumeNote(cfg.Output, r.resume))
+	}
+	return r, nil
+}
+
+func (r *run) close() {
+	if r.logFile != nil {
+		r.logFile.Close()
+	}
+	if r.lock != nil {
+		r.lock.Release()
+	}
 }
 
 // hostGate lets the fetch stage ask the throttle before starting a URL.
-// Records without a target (invalid lines) pass at once.
-type hostGate struct{ t *throttle.Throttle }
-
 // Records without a target (invalid lines) or that will copy an earlier
 // result make no request and pass at once.
+type hostGate struct{ t *throttle.Throttle }
+
 func requests(r *record.Record) bool { return r.Target != nil && !r.CopyPending }
 
 func (g hostGate) Key(r *record.Record) string {
 	if !requests(r) {
 		return ""
 	}
-	return throttle.Key(r.Target)
+	return hostKey(r)
 }
 
 func (g hostGate) TryStart(r *record.Record) (bool, time.Duration) {
-	return g.t.TryAcquire(throttle.Key(r.Target))
+	return g.t.TryAcquire(hostKey(r))
 }
 
 func (g hostGate) Done(key string) { g.t.Release(key) }
@@ -104,83 +173,153 @@ func autoWindow(workers int, bodiless bool) int {
 	return 4 * max(workers, 1)
 }
 
-// Run streams the input through fetch and transform into the output.
-//
-// Cancelling ctx is a graceful stop: no more input is read, in-flight
-// requests get cfg.Grace to finish before being cancelled (their records
-// then say "canceled"), and every record produced is written and flushed.
-// Run returns no error in that case, and a Result that says the run is not
-// complete.
-//
-// Run returns an error only when trawl itself fails (the output cannot be
-// created or written, the input cannot be read) or when the input does not
-// match the output being resumed.
-func Run(ctx context.Context, cfg Config) (res Result, err error) {
-	chain := cfg.Transforms
-	if chain == nil {
-		chain = &transform.Chain{}
+// run executes the stages and decides the outcome.
+func (r *run) run(ctx context.Context) (res Result, err error) {
+	cfg := r.cfg
+	res.Outcome = "error"
+	if r.resume != nil {
+		res.Resumed = r.resume.Kept
 	}
-	layout := sink.Layout{Files: cfg.OutputDir != "", Duplicates: cfg.Dedupe != nil, Columns: chain.Columns()}
-	outOpts := cfg.OutputOptions
-	if cfg.Resume != nil {
-		outOpts.Append = true
+	r.stats = stats.New(r.started)
+	st := r.stats
+	observe := st.Observe
+	if cfg.Observe != nil {
+		observe = func(rec *record.Record) {
+			st.Observe(rec)
+			cfg.Observe(rec)
+		}
 	}
+	if r.log != nil {
+		next := observe
+		r.log.Info("run started", "inputs", inputNames(cfg.Inputs), "output", outputName(cfg.Output), "resumed", res.Resumed)
+		observe = func(rec *record.Record) {
+			next(rec)
+			if rec.Err != nil {
+				r.log.Warn("url failed", "index", rec.Index, "url", redact.URL(rec.URL), "error_kind", string(rec.ErrKind), "error", rec.Err.Error(), "status", rec.Status, "attempts", rec.Attempts)
+			}
+		}
+	}
+	if cfg.Progress != nil {
+		stop := cfg.Progress(r.progress())
+		defer stop()
+	}
+
+	runCtx := ctx
+	if cfg.Deadline > 0 {
+		// Stop taking URLs early enough for in-flight ones to finish or be
+		// cancelled within the deadline.
+		stopAt := r.started.Add(cfg.Deadline - min(cfg.Grace, cfg.Deadline/2))
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithDeadlineCause(ctx, stopAt, deadlineReached{cfg.Deadline})
+		defer cancel()
+	}
+
+	complete, runErr := r.stream(runCtx, observe)
+	res.Snapshot = st.Snapshot(time.Now())
+	outcome, outErr := r.outcome(runCtx, res.Snapshot, complete, runErr)
+	res.Outcome = outcome
+	report := stats.Report{
+		Snapshot: res.Snapshot, Started: r.started, Finished: time.Now(), ExitCode: exitcode.Of(outErr),
+		Outcome: outcome, Output: outputName(cfg.Output), Resumed: res.Resumed,
+	}
+	if r.log != nil {
+		r.log.Info("run finished", "outcome", report.Outcome, "exit_code", report.ExitCode, "urls", res.Snapshot.Records,
+			"ok", res.Snapshot.OK, "failed", res.Snapshot.Failed, "duration", report.Finished.Sub(r.started).Round(time.Millisecond).String())
+	}
+	if werr := r.writeReports(report); werr != nil && outErr == nil {
+		return res, werr
+	}
+	return res, outErr
+}
+
+// progress describes the run for a progress display. Files can be counted
+// for a total, concurrently with the run so that the first requests are
+// not delayed by a second pass over a long list; standard input cannot,
+// and with --resume or --shard a count of the file would be wrong.
+func (r *run) progress() Progress {
+	p := Progress{Stats: r.stats, Total: -1}
+	if r.cfg.Total > 0 {
+		p.Total = r.cfg.Total
+		return p
+	}
+	if !source.ReadsStdin(r.input) && !r.cfg.Resume && r.cfg.Shard == nil {
+		in := r.input
+		p.Count = func(ctx context.Context) (int64, error) { return source.Count(ctx, in) }
+	}
+	return p
+}
+
+// stream wires source → fetch → transform → sink and runs them. It returns
+// whether every input line was processed, and an error only when trawl
+// itself failed (the output cannot be created or written, the input
+// cannot be read) or the input does not match the output being resumed.
+func (r *run) stream(ctx context.Context, observe func(*record.Record)) (complete bool, err error) {
+	cfg := r.cfg
+	chain := r.chain
+	layout := cfg.Layout(chain.Columns())
 	fo := cfg.Fetch
 	fo.DiscardBody = chain.Len() == 0 // nothing will read the bodies
 	if cfg.OutputDir != "" {
+		tmpl := cfg.NameTemplate
+		if tmpl.String() == "" {
+			tmpl, _ = sink.ParseTemplate(sink.DefaultTemplate)
+		}
 		// Opened first, so that -o DIR/index.jsonl works in a new DIR.
-		dir, err := sink.OpenDir(cfg.OutputDir, cfg.NameTemplate)
+		dir, err := sink.OpenDir(cfg.OutputDir, tmpl)
 		if err != nil {
-			return res, err
+			return false, err
 		}
 		defer dir.Close()
 		fo.Store = storeAdapter{dir}
 	}
-	out, err := sink.Create(cfg.Output, cfg.Stdout, outOpts)
+	out, err := sink.Create(cfg.Output, cfg.Stdout, sink.OutputOptions{Atomic: cfg.Atomic, Append: r.resume != nil})
 	if err != nil {
-		return res, err
+		return false, err
 	}
 	defer func() {
-		if cerr := out.Close(err == nil && res.Complete); cerr != nil && err == nil {
+		if cerr := out.Close(err == nil && complete); cerr != nil && err == nil {
 			err = cerr
 		}
 	}()
-	if th := cfg.Throttle; th != nil {
-		fo.WrapTransport = th.Transport
-		fo.BeforeAttempt = func(ctx context.Context, r *record.Record, attempt int) (context.Context, error) {
-			key := throttle.Key(r.Target)
-			// The gate paid the first attempt when it started the URL;
-			// retries pay here, before their timeout starts.
-			if attempt > 1 {
-				if err := th.Wait(ctx, key); err != nil {
-					return nil, err
-				}
+	th := throttle.New(cfg.Throttle)
+	fo.WrapTransport = th.Transport
+	fo.BeforeAttempt = func(ctx context.Context, rec *record.Record, attempt int) (context.Context, error) {
+		key := hostKey(rec)
+		// The gate paid the first attempt when it started the URL;
+		// retries pay here, before their timeout starts.
+		if attempt > 1 {
+			if err := th.Wait(ctx, key); err != nil {
+				return nil, err
 			}
-			return throttle.WithPrepaid(ctx, key), nil
 		}
+		return throttle.WithPrepaid(ctx, key), nil
 	}
 	client, err := fetch.New(fo)
 	if err != nil {
-		return res, err
+		return false, err
 	}
 	defer client.Close()
 	enc, err := sink.NewEncoder(cfg.Format, out, layout)
 	if err != nil {
-		return res, err
+		return false, err
 	}
-	input := cfg.Input
-	if cfg.Resume != nil || cfg.Dedupe != nil || cfg.Shard != nil {
-		input.Skip = func(r *record.Record) (bool, error) {
-			if cfg.Shard != nil && !cfg.Shard.Keeps(r.Target, r.URL) {
+	var dd *dedupe.Deduper
+	if cfg.Dedupe {
+		dd = dedupe.New(dedupe.DefaultBudget)
+	}
+	input := r.input
+	if r.resume != nil || dd != nil || cfg.Shard != nil {
+		input.Skip = func(rec *record.Record) (bool, error) {
+			if cfg.Shard != nil && !cfg.Shard.Keeps(rec.Target, rec.URL) {
 				return true, nil
 			}
-			if cfg.Resume != nil {
-				if done, err := cfg.Resume.Done(r.Index, r.URL); done || err != nil {
+			if r.resume != nil {
+				if done, err := r.resume.Done(rec.Index, rec.URL); done || err != nil {
 					return done, err
 				}
 			}
-			if cfg.Dedupe != nil {
-				cfg.Dedupe.Check(r)
+			if dd != nil {
+				dd.Check(rec)
 			}
 			return false, nil
 		}
@@ -214,66 +353,163 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	}()
 
 	records, readErr := source.Read(sourceCtx, input)
-	fetchOne := func(ctx context.Context, r *record.Record) *record.Record {
-		if !r.CopyPending {
-			client.Fetch(ctx, r)
+	fetchWindow := cfg.FetchStage.Window
+	if fetchWindow == 0 {
+		fetchWindow = autoWindow(cfg.FetchStage.Workers, chain.Len() == 0)
+	}
+	fetched := stage.Map(abortCtx, workCtx, records, stage.Options[*record.Record, *record.Record]{
+		Workers: cfg.FetchStage.Workers,
+		Order:   cfg.FetchStage.Order,
+		Window:  fetchWindow,
+		Gate:    hostGate{th},
+		// Read-ahead URLs are dropped, not cancelled, on a stop.
+		Stop: ctx.Done(),
+	}, func(ctx context.Context, rec *record.Record) *record.Record {
+		if !rec.CopyPending {
+			client.Fetch(ctx, rec)
 		}
-		return r
-	}
-	fetchStage := cfg.FetchStage
-	if fetchStage.Window == 0 {
-		fetchStage.Window = autoWindow(fetchStage.Workers, chain.Len() == 0)
-	}
-	transformStage := cfg.TransformStage
-	if transformStage.Window == 0 {
-		transformStage.Window = autoWindow(transformStage.Workers, false)
-	}
-	var fetched <-chan *record.Record
-	if cfg.Throttle != nil {
-		opts := fetchStage
-		opts.Stop = ctx.Done() // read-ahead URLs are dropped, not cancelled, on a stop
-		fetched = MapGated(abortCtx, workCtx, records, opts, Gate[*record.Record](hostGate{cfg.Throttle}), fetchOne)
-	} else {
-		fetched = Map(abortCtx, workCtx, records, fetchStage, fetchOne)
-	}
+		return rec
+	})
 	transformed := fetched
 	if chain.Len() > 0 {
 		// Without transforms the stage would only pass records along.
-		transformed = Map(abortCtx, workCtx, fetched, transformStage, func(ctx context.Context, r *record.Record) *record.Record {
-			if !r.CopyPending {
-				chain.Apply(ctx, r)
+		transformWindow := cfg.TransformStage.Window
+		if transformWindow == 0 {
+			transformWindow = autoWindow(cfg.TransformStage.Workers, false)
+		}
+		transformed = stage.Map(abortCtx, workCtx, fetched, stage.Options[*record.Record, *record.Record]{
+			Workers: cfg.TransformStage.Workers,
+			Order:   cfg.TransformStage.Order,
+			Window:  transformWindow,
+		}, func(ctx context.Context, rec *record.Record) *record.Record {
+			if !rec.CopyPending {
+				chain.Apply(ctx, rec)
 			}
-			r.Body, r.Header = nil, nil // written records need neither
-			return r
+			rec.Body, rec.Header = nil, nil // written records need neither
+			return rec
 		})
 	}
-	if cfg.Dedupe != nil {
-		transformed = joinDuplicates(abortCtx, transformed, cfg.Dedupe)
+	if dd != nil {
+		transformed = joinDuplicates(abortCtx, transformed, dd)
 	}
 
-	observe := cfg.Observe
-	if observe == nil {
-		observe = func(*record.Record) {}
-	}
 	sinkErr := sink.Run(abortCtx, transformed, enc, out, sink.Options{FlushEvery: cfg.FlushEvery, Observe: observe})
 	if sinkErr != nil {
 		abort()
-		// Wait for the stages to wind down so no goroutine outlives Run.
+		// Wait for the stages to wind down so no goroutine outlives Run:
+		// every stage closes its output once it sees the abort.
 		for range transformed {
 		}
-		return res, sinkErr
+		return false, sinkErr
 	}
 	select {
 	case err := <-readErr:
-		return res, err
+		return false, err
 	default:
 	}
 	if ctx.Err() != nil {
-		return res, nil
+		return false, nil
 	}
-	if cfg.Resume != nil && cfg.Resume.Unmatched() > 0 {
-		return res, fmt.Errorf("%w: the output has %d records for lines the input no longer has", sink.ErrInputChanged, cfg.Resume.Unmatched())
+	if r.resume != nil && r.resume.Unmatched() > 0 {
+		return false, exitcode.New(exitcode.Usage, fmt.Errorf("%w: the output has %d records for lines the input no longer has", sink.ErrInputChanged, r.resume.Unmatched()))
 	}
-	res.Complete = true
-	return res, nil
+	return true, nil
+}
+
+// hostKey is the key per-host limits are kept under.
+func hostKey(r *record.Record) string { return urlkey.Host(r.Target) }
+
+// deadlineReached is the cancellation cause when --deadline stops the run.
+type deadlineReached struct{ after time.Duration }
+
+func (d deadlineReached) Error() string {
+	return fmt.Sprintf("the --deadline of %s was reached", d.after)
+}
+
+// outcome decides the exit status, in order of precedence: trawl's own
+// failure, a stop by signal or deadline, then failed URLs.
+func (r *run) outcome(ctx context.Context, snap stats.Snapshot, complete bool, runErr error) (string, error) {
+	cfg := r.cfg
+	if runErr != nil {
+		return "error", runErr
+	}
+	if !complete {
+		var sig exitcode.Signal
+		var dl deadlineReached
+		switch cause := context.Cause(ctx); {
+		case errors.As(cause, &sig):
+			return "interrupted", exitcode.New(sig.Code(), fmt.Errorf("stopped by %s after writing %s", sig.Sig, plural(snap.Records, "record")))
+		case errors.As(cause, &dl):
+			msg := fmt.Sprintf("%s after %s; run again with --resume to finish", dl, plural(snap.Records, "record"))
+			if cfg.Atomic {
+				msg = fmt.Sprintf("%s after %s; with --atomic, %s was left as it was", dl, plural(snap.Records, "record"), cfg.Output)
+			}
+			return "incomplete", exitcode.New(exitcode.Incomplete, errors.New(msg))
+		}
+		return "interrupted", exitcode.New(exitcode.Interrupted, errors.New("stopped"))
+	}
+	if cfg.MaxFailures.Exceeded(snap.Failed, snap.Records) {
+		return "failures", exitcode.New(exitcode.SomeFailed, fmt.Errorf("%d of %s failed, more than --max-failures %s allows",
+			snap.Failed, plural(snap.Records, "URL"), cfg.MaxFailures))
+	}
+	return "ok", nil
+}
+
+// plural writes n and the noun, with an s unless n is 1.
+func plural(n int64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// writeReports writes --stats-file and --metrics-file, each atomically so
+// that a monitor never reads half a file.
+func (r *run) writeReports(rep stats.Report) error {
+	if r.cfg.StatsFile != "" {
+		b, err := rep.JSON()
+		if err == nil {
+			err = atomicfile.WriteFile(r.cfg.StatsFile, b)
+		}
+		if err != nil {
+			return fmt.Errorf("cannot write the stats file: %w", err)
+		}
+	}
+	if r.cfg.MetricsFile != "" {
+		if err := atomicfile.WriteFile(r.cfg.MetricsFile, rep.Prometheus()); err != nil {
+			return fmt.Errorf("cannot write the metrics file: %w", err)
+		}
+	}
+	return nil
+}
+
+func resumeNote(output string, r *sink.Resume) string {
+	if r.Kept == 0 && r.Retry == 0 && !r.Torn {
+		return fmt.Sprintf("resuming %s: nothing done yet, starting from the beginning", output)
+	}
+	note := fmt.Sprintf("resuming %s: %s kept", output, plural(r.Kept, "record"))
+	if r.Retry > 0 {
+		note += fmt.Sprintf(", %s to fetch again", plural(r.Retry, "failed URL"))
+	}
+	if r.Duplicates > 0 {
+		note += fmt.Sprintf(", %s removed", plural(r.Duplicates, "duplicate record"))
+	}
+	if r.Torn {
+		note += ", an incomplete last line removed"
+	}
+	return note
+}
+
+func outputName(o string) string {
+	if o == "" {
+		return "-"
+	}
+	return o
+}
+
+func inputNames(inputs []string) string {
+	if len(inputs) == 0 {
+		return "-"
+	}
+	return strings.Join(inputs, ",")
 }

@@ -17,8 +17,10 @@ import (
 	"time"
 
 	"github.com/trawl-dev/trawl/fetch"
+	"github.com/trawl-dev/trawl/internal/exitcode"
+	"github.com/trawl-dev/trawl/internal/throttle"
 	"github.com/trawl-dev/trawl/sink"
-	"github.com/trawl-dev/trawl/source"
+	"github.com/trawl-dev/trawl/stage"
 	"github.com/trawl-dev/trawl/stats"
 	"github.com/trawl-dev/trawl/transform"
 )
@@ -41,33 +43,30 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+// tolerateAll lets a test run end as "ok" whatever failed, so that its
+// error is trawl's own failure only.
+var tolerateAll, _ = stats.ParseTolerance("100%")
+
 func testConfig(t *testing.T, urls []string, out io.Writer) Config {
 	t.Helper()
 	fo := fetch.Defaults()
 	fo.RetryDelay = time.Millisecond
 	fo.Timeout = 10 * time.Second
 	sp, _ := transform.ParseSpec("title")
-	chain, err := transform.Builtin().NewChain([]transform.Spec{sp}, sink.IsField, transform.DefaultOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
 	return Config{
-		Input:          source.Options{Stdin: strings.NewReader(strings.Join(urls, "\n"))},
-		Fetch:          fo,
-		FetchStage:     Options{Workers: 8},
-		TransformStage: Options{Workers: 2},
-		Transforms:     chain,
-		Format:         sink.JSONL,
-		Stdout:         out,
-		Grace:          time.Second,
+		Stdin:            strings.NewReader(strings.Join(urls, "\n")),
+		Fetch:            fo,
+		FetchStage:       Stage{Workers: 8},
+		TransformStage:   Stage{Workers: 2},
+		Transforms:       []transform.Spec{sp},
+		TransformOptions: transform.DefaultOptions(),
+		Format:           sink.JSONL,
+		Stdout:           out,
+		Grace:            time.Second,
+		FlushEvery:       time.Second,
+		MaxFailures:      tolerateAll,
+		Throttle:         throttle.Options{Adaptive: true},
 	}
-}
-
-// withStats attaches fresh stats to cfg.
-func withStats(cfg *Config) *stats.Stats {
-	st := stats.New(time.Now())
-	cfg.Observe = st.Observe
-	return st
 }
 
 type line struct {
@@ -118,55 +117,64 @@ func TestRunEveryLineOneRecord(t *testing.T) {
 		}
 		urls = append(urls, fmt.Sprintf("%s/p/%d", srv.URL, i))
 	}
-	for _, order := range []Order{InputOrder, CompletionOrder} {
-		t.Run(order.String(), func(t *testing.T) {
-			var buf lockedBuffer
-			cfg := testConfig(t, urls, &buf)
-			st := withStats(&cfg)
-			cfg.FetchStage.Order, cfg.TransformStage.Order = order, order
-			if res, err := Run(t.Context(), cfg); err != nil || !res.Complete {
-				t.Fatal(res, err)
+	// Production always schedules fetches through the per-host gate; it
+	// runs here both limiting (a cap below the workers) and not.
+	for _, perHost := range []int{0, 3} {
+		for _, order := range []stage.Order{stage.InputOrder, stage.CompletionOrder} {
+			t.Run(fmt.Sprintf("%s/per-host=%d", order, perHost), func(t *testing.T) {
+				everyLineOneRecord(t, urls, order, perHost)
+			})
+		}
+	}
+}
+
+func everyLineOneRecord(t *testing.T, urls []string, order stage.Order, perHost int) {
+	var buf lockedBuffer
+	cfg := testConfig(t, urls, &buf)
+	cfg.Throttle.PerHost = perHost
+	cfg.FetchStage.Order, cfg.TransformStage.Order = order, order
+	res, err := Run(t.Context(), cfg)
+	if err != nil || res.Outcome != "ok" {
+		t.Fatal(res, err)
+	}
+	lines := parseLines(t, buf.String())
+	if len(lines) != len(urls) {
+		t.Fatalf("%d records for %d lines", len(lines), len(urls))
+	}
+	seen := map[int64]bool{}
+	inOrder := true
+	for i, l := range lines {
+		seen[l.Index] = true
+		if l.Index != int64(i) {
+			inOrder = false
+		}
+		if l.URL != urls[l.Index] {
+			t.Fatalf("record %d has url %q, want %q", l.Index, l.URL, urls[l.Index])
+		}
+		switch {
+		case urls[l.Index] == "not a url":
+			if l.ErrorKind == nil || *l.ErrorKind != "invalid_url" {
+				t.Errorf("record %d: want invalid_url", l.Index)
 			}
-			lines := parseLines(t, buf.String())
-			if len(lines) != len(urls) {
-				t.Fatalf("%d records for %d lines", len(lines), len(urls))
+		case l.Index%10 == 9:
+			if l.Status == nil || *l.Status != 404 || *l.ErrorKind != "http_status" {
+				t.Errorf("record %d: want 404 http_status", l.Index)
 			}
-			seen := map[int64]bool{}
-			inOrder := true
-			for i, l := range lines {
-				seen[l.Index] = true
-				if l.Index != int64(i) {
-					inOrder = false
-				}
-				if l.URL != urls[l.Index] {
-					t.Fatalf("record %d has url %q, want %q", l.Index, l.URL, urls[l.Index])
-				}
-				switch {
-				case urls[l.Index] == "not a url":
-					if l.ErrorKind == nil || *l.ErrorKind != "invalid_url" {
-						t.Errorf("record %d: want invalid_url", l.Index)
-					}
-				case l.Index%10 == 9:
-					if l.Status == nil || *l.Status != 404 || *l.ErrorKind != "http_status" {
-						t.Errorf("record %d: want 404 http_status", l.Index)
-					}
-				default:
-					if l.Title == nil || *l.Title != fmt.Sprintf("page %d", l.Index) || l.ErrorKind != nil {
-						t.Errorf("record %d: title %v kind %v", l.Index, l.Title, l.ErrorKind)
-					}
-				}
+		default:
+			if l.Title == nil || *l.Title != fmt.Sprintf("page %d", l.Index) || l.ErrorKind != nil {
+				t.Errorf("record %d: title %v kind %v", l.Index, l.Title, l.ErrorKind)
 			}
-			if len(seen) != len(urls) {
-				t.Fatalf("%d distinct indexes for %d lines", len(seen), len(urls))
-			}
-			if order == InputOrder && !inOrder {
-				t.Fatal("input order mode wrote records out of order")
-			}
-			snap := st.Snapshot(time.Now())
-			if snap.Records != int64(len(urls)) || snap.Failed != 4+20 {
-				t.Fatalf("stats: %d records, %d failed", snap.Records, snap.Failed)
-			}
-		})
+		}
+	}
+	if len(seen) != len(urls) {
+		t.Fatalf("%d distinct indexes for %d lines", len(seen), len(urls))
+	}
+	if order == stage.InputOrder && !inOrder {
+		t.Fatal("input order mode wrote records out of order")
+	}
+	snap := res.Snapshot
+	if snap.Records != int64(len(urls)) || snap.Failed != 4+20 {
+		t.Fatalf("stats: %d records, %d failed", snap.Records, snap.Failed)
 	}
 }
 
@@ -194,8 +202,10 @@ func TestRunGracefulStop(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		res, err := Run(ctx, cfg)
-		if err == nil && res.Complete {
-			err = errors.New("a stopped run reported itself complete")
+		if res.Outcome != "interrupted" || exitcode.Of(err) != exitcode.Interrupted {
+			err = fmt.Errorf("a stopped run ended %q with %v", res.Outcome, err)
+		} else {
+			err = nil
 		}
 		done <- err
 	}()

@@ -12,8 +12,9 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/trawl-dev/trawl/internal/throttle"
 	"github.com/trawl-dev/trawl/record"
-	"github.com/trawl-dev/trawl/throttle"
+	"github.com/trawl-dev/trawl/stage"
 )
 
 // peakServer counts requests in flight and remembers the peak.
@@ -52,14 +53,14 @@ func TestPerHostCapUnderLoad(t *testing.T) {
 		}
 		urls = append(urls, fmt.Sprintf("%s/%d", srv.URL, i))
 	}
-	for _, order := range []Order{InputOrder, CompletionOrder} {
+	for _, order := range []stage.Order{stage.InputOrder, stage.CompletionOrder} {
 		a.peak.Store(0)
 		b.peak.Store(0)
 		var buf lockedBuffer
 		cfg := testConfig(t, urls, &buf)
-		cfg.FetchStage = Options{Workers: 32, Order: order}
-		cfg.Throttle = throttle.New(throttle.Options{PerHost: 3})
-		if res, err := Run(t.Context(), cfg); err != nil || !res.Complete {
+		cfg.FetchStage = Stage{Workers: 32, Order: order}
+		cfg.Throttle = throttle.Options{PerHost: 3}
+		if res, err := Run(t.Context(), cfg); err != nil || res.Outcome != "ok" {
 			t.Fatal(res, err)
 		}
 		if n := len(parseLines(t, buf.String())); n != 200 {
@@ -94,9 +95,9 @@ func TestSlowHostDoesNotStarveFastHosts(t *testing.T) {
 	run := func(urls []string) ([]line, time.Duration) {
 		var buf lockedBuffer
 		cfg := testConfig(t, urls, &buf)
-		cfg.FetchStage = Options{Workers: 8, Order: CompletionOrder}
-		cfg.TransformStage.Order = CompletionOrder
-		cfg.Throttle = throttle.New(throttle.Options{PerHost: 2})
+		cfg.FetchStage = Stage{Workers: 8, Order: stage.CompletionOrder}
+		cfg.TransformStage.Order = stage.CompletionOrder
+		cfg.Throttle = throttle.Options{PerHost: 2}
 		start := time.Now()
 		var lastFast atomic.Int64
 		cfg.Observe = func(r *record.Record) {
@@ -152,18 +153,18 @@ func TestAdaptiveBackoffReducesRejections(t *testing.T) {
 		}
 		var buf lockedBuffer
 		cfg := testConfig(t, urls, &buf)
-		cfg.FetchStage = Options{Workers: 16, Order: CompletionOrder}
+		cfg.FetchStage = Stage{Workers: 16, Order: stage.CompletionOrder}
 		cfg.Fetch.Retries = 20
 		cfg.Fetch.RetryDelay = 50 * time.Millisecond
 		cfg.Fetch.MaxRetryWait = 5 * time.Second
-		cfg.Throttle = throttle.New(throttle.Options{PerHost: 16, Adaptive: adaptive})
+		cfg.Throttle = throttle.Options{PerHost: 16, Adaptive: adaptive}
 		start := time.Now()
-		st := withStats(&cfg)
-		if _, err := Run(t.Context(), cfg); err != nil {
+		res, err := Run(t.Context(), cfg)
+		if err != nil {
 			t.Fatal(err)
 		}
 		srv.Close()
-		snap := st.Snapshot(time.Now())
+		snap := res.Snapshot
 		t.Logf("adaptive=%v: %d URLs ok of 40, %d rejections, %s", adaptive, snap.OK, rejected.Load(), time.Since(start).Round(time.Millisecond))
 		if snap.OK != 40 {
 			t.Fatalf("adaptive=%v: %d of 40 URLs succeeded", adaptive, snap.OK)

@@ -10,6 +10,37 @@ import (
 	"time"
 )
 
+// RetryableStatus reports whether a response status says the server was
+// only temporarily unable or unwilling to answer, so that asking again may
+// succeed: 408, 425, 429, 500, 502, 503 and 504.
+func RetryableStatus(code int) bool {
+	switch code {
+	case http.StatusRequestTimeout, http.StatusTooEarly, http.StatusTooManyRequests,
+		http.StatusInternalServerError, http.StatusBadGateway,
+		http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
+// Permanent reports whether a failure of this kind (and status, for
+// http_status) would come out the same if the URL were fetched again: a
+// line that is no URL, a certificate that does not verify, a server that
+// does not speak HTTP, a redirect loop, a transform that fails on the
+// body, a status that is not one of RetryableStatus. Fetch does not retry
+// these, and --resume does not fetch them again unless asked to
+// (--resume-retry-failed). Everything else (timeouts, broken connections,
+// DNS failures, 5xx answers, failed saves, cancellations) may pass.
+func Permanent(kind Kind, status int) bool {
+	switch kind {
+	case KindInvalidURL, KindTLS, KindProtocol, KindTooManyRedirects, KindTransform:
+		return true
+	case KindHTTPStatus:
+		return status > 0 && !RetryableStatus(status)
+	}
+	return false
+}
+
 // Kind classifies why a record failed. The set is small and documented in
 // the README so that scripts can branch on it.
 type Kind string
@@ -23,6 +54,7 @@ const (
 	KindConnect          Kind = "connect"
 	KindTLS              Kind = "tls"
 	KindTimeout          Kind = "timeout"
+	KindProtocol         Kind = "protocol"
 	KindHTTPStatus       Kind = "http_status"
 	KindTooManyRedirects Kind = "too_many_redirects"
 	KindBody             Kind = "body"
@@ -34,7 +66,7 @@ const (
 // Kinds returns every non-empty Kind in the order summaries print them.
 func Kinds() []Kind {
 	return []Kind{
-		KindInvalidURL, KindBlocked, KindDNS, KindConnect, KindTLS, KindTimeout, KindHTTPStatus,
+		KindInvalidURL, KindBlocked, KindDNS, KindConnect, KindTLS, KindProtocol, KindTimeout, KindHTTPStatus,
 		KindTooManyRedirects, KindBody, KindTransform, KindSave, KindCanceled,
 	}
 }

@@ -60,20 +60,20 @@ func appendString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
-// appendNullableString appends s, or null when absent.
-func appendNullableString(dst []byte, s string, present bool) []byte {
-	if !present {
-		return append(dst, "null"...)
+// appendFloat appends f as encoding/json does: shortest form, in
+// exponent notation only for very small or very large magnitudes.
+func appendFloat(dst []byte, f float64) []byte {
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
 	}
-	return appendString(dst, s)
-}
-
-// appendMillis appends a duration in milliseconds with microsecond
-// precision, as encoding/json would print the float.
-func appendMillis(dst []byte, micros int64) []byte {
-	v := float64(micros) / 1000
-	if v == math.Trunc(v) {
-		return strconv.AppendInt(dst, int64(v), 10)
+	dst = strconv.AppendFloat(dst, f, format, -1, 64)
+	if format == 'e' {
+		// 1e-07 is written 1e-7.
+		if n := len(dst); n >= 4 && dst[n-4] == 'e' && dst[n-3] == '-' && dst[n-2] == '0' {
+			dst[n-2] = dst[n-1]
+			dst = dst[:n-1]
+		}
 	}
-	return strconv.AppendFloat(dst, v, 'f', -1, 64)
+	return dst
 }

@@ -26,10 +26,10 @@ func FuzzAppendString(f *testing.F) {
 	})
 }
 
-func TestAppendMillis(t *testing.T) {
-	for _, us := range []int64{0, 1, 999, 1000, 1500, 12345, 1234567890} {
-		if got, want := string(appendMillis(nil, us)), encodingJSON(float64(us)/1000); got != want {
-			t.Errorf("appendMillis(%d) = %s, want %s", us, got, want)
+func TestAppendFloat(t *testing.T) {
+	for _, f := range []float64{0, 0.001, 0.999, 1, 1.5, 12.345, 1234567.89, 1e-7, 1.5e-9, 1e21, 3e25, -2.5, -1e-8} {
+		if got, want := string(appendFloat(nil, f)), encodingJSON(f); got != want {
+			t.Errorf("appendFloat(%v) = %s, want %s", f, got, want)
 		}
 	}
 }

@@ -1,18 +1,15 @@
 package sink
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"io"
 	"os"
 
-	"github.com/trawl-dev/trawl/atomicfile"
+	"github.com/trawl-dev/trawl/internal/atomicfile"
+	"github.com/trawl-dev/trawl/internal/redact"
 	"github.com/trawl-dev/trawl/record"
-	"github.com/trawl-dev/trawl/redact"
 )
 
 // ErrInputChanged reports that the input list no longer matches the
@@ -36,6 +33,8 @@ type Resume struct {
 	// Duplicates is the number of records dropped because an earlier
 	// record of the file already covered their index.
 	Duplicates int64
+	// KeptKinds counts the kept records that failed (permanently), by kind.
+	KeptKinds map[record.Kind]int64
 	// Torn reports that an incomplete last line was dropped.
 	Torn    bool
 	pending int64 // kept records whose input line has not been seen yet
@@ -48,21 +47,13 @@ type ResumeOptions struct {
 	RetryFailed bool
 }
 
-// resumeLine is the part of a record that resuming needs.
-type resumeLine struct {
-	Index     *int64  `json:"index"`
-	URL       *string `json:"url"`
-	Status    *int    `json:"status"`
-	ErrorKind *string `json:"error_kind"`
-}
-
 // LoadResume reads the JSON Lines output of an earlier run at path and
-// repairs it for appending: a torn last line (no newline, or not a whole
-// JSON record, as a killed process leaves) is cut off, and records to be
-// fetched again are removed, so that after the resumed run every URL has
-// exactly one record. A missing file means nothing is done yet.
+// repairs it for appending: a torn last line (as a killed process leaves)
+// is cut off, and records to be fetched again are removed, so that after
+// the resumed run every URL has exactly one record. A missing file means
+// nothing is done yet.
 func LoadResume(path string, opts ResumeOptions) (*Resume, error) {
-	res := &Resume{}
+	res := &Resume{KeptKinds: map[record.Kind]int64{}}
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return res, nil
@@ -73,79 +64,49 @@ func LoadResume(path string, opts ResumeOptions) (*Resume, error) {
 	defer f.Close()
 
 	var keep [][2]int64 // byte ranges of lines to keep
-	var offset, goodEnd int64
 	dropped := false
-	br := bufio.NewReaderSize(f, 1<<20)
-	for lineNo := 1; ; lineNo++ {
-		line, err := br.ReadBytes('\n')
-		start := offset
-		offset += int64(len(line))
+	rd := NewReader(f, path)
+	for {
+		e, err := rd.Next()
 		if errors.Is(err, io.EOF) {
-			if len(line) > 0 {
-				res.Torn = true // the writer died in the middle of this line
-			}
 			break
 		}
+		if errors.Is(err, ErrNotRecord) {
+			return nil, fmt.Errorf("cannot resume from %w; was the file written by trawl with -f jsonl?", err)
+		}
 		if err != nil {
-			return nil, fmt.Errorf("cannot resume from %s: %w", path, err)
+			return nil, fmt.Errorf("cannot resume: %w", err)
 		}
-		var rec resumeLine
-		if jerr := json.Unmarshal(bytes.TrimSpace(line), &rec); jerr != nil || rec.Index == nil || rec.URL == nil {
-			if _, perr := br.Peek(1); errors.Is(perr, io.EOF) {
-				res.Torn = true // a last line that is not a record: treat as torn
-				break
-			}
-			return nil, fmt.Errorf("cannot resume from %s: line %d is not a trawl record; was the file written by trawl with -f jsonl?", path, lineNo)
-		}
-		goodEnd = offset
-		i := *rec.Index
+		i := e.Index
 		if i < 0 || i >= maxResumeIndex {
-			return nil, fmt.Errorf("cannot resume from %s: line %d has index %d, which no input list has", path, lineNo, i)
+			return nil, fmt.Errorf("cannot resume from %s: line %d has index %d, which no input list has", path, e.Line, i)
 		}
 		switch {
 		case i < int64(len(res.hashes)) && res.hashes[i] != 0:
 			res.Duplicates++
 			dropped = true
-		case !done(rec, opts):
+		case e.Kind != record.KindNone && (opts.RetryFailed || !record.Permanent(e.Kind, e.Status)):
 			res.Retry++
 			dropped = true
 		default:
-			res.mark(i, *rec.URL)
-			keep = append(keep, [2]int64{start, offset})
+			res.mark(i, e.URL)
+			if e.Kind != record.KindNone {
+				res.KeptKinds[e.Kind]++
+			}
+			keep = append(keep, [2]int64{e.Offset, e.Offset + int64(len(e.Raw))})
 		}
 	}
+	res.Torn = rd.Torn()
 	if dropped {
 		if err := rewrite(f, path, keep); err != nil {
 			return nil, err
 		}
 	} else if res.Torn {
-		if err := cut(path, goodEnd); err != nil {
+		if err := cut(path, rd.Good()); err != nil {
 			return nil, err
 		}
 	}
 	return res, nil
-}
-
-// done reports whether an earlier record needs no new attempt: successes,
-// and failures that would fail the same way again.
-func done(rec resumeLine, opts ResumeOptions) bool {
-	if rec.ErrorKind == nil {
-		return true
-	}
-	if opts.RetryFailed {
-		return false
-	}
-	switch record.Kind(*rec.ErrorKind) {
-	case record.KindInvalidURL, record.KindTLS, record.KindTooManyRedirects, record.KindTransform:
-		return true
-	case record.KindHTTPStatus:
-		if rec.Status == nil {
-			return false
-		}
-		s := *rec.Status
-		return s >= 400 && s < 500 && s != 408 && s != 425 && s != 429
-	}
-	return false // timeouts, connection and DNS errors, 5xx, saves, cancellations
 }
 
 func urlHash(u string) uint16 {

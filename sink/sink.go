@@ -9,7 +9,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/trawl-dev/trawl/atomicfile"
+	"github.com/trawl-dev/trawl/internal/atomicfile"
 	"github.com/trawl-dev/trawl/record"
 )
 

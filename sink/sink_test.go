@@ -34,7 +34,7 @@ func failedRecord() *record.Record {
 
 func TestJSONL(t *testing.T) {
 	var buf bytes.Buffer
-	enc, err := NewEncoder(JSONL, &buf, Layout{Columns: []string{"title", "headers"}})
+	enc, err := NewEncoder(JSONL, &buf, record.Layout{Columns: []string{"title", "headers"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func TestJSONL(t *testing.T) {
 
 func TestJSONLStaysValidWhateverTheInput(t *testing.T) {
 	var buf bytes.Buffer
-	enc, _ := NewEncoder(JSONL, &buf, Layout{Columns: []string{"v"}})
+	enc, _ := NewEncoder(JSONL, &buf, record.Layout{Columns: []string{"v"}})
 	r := &record.Record{URL: "http://a.test/\xff\xfe<&>\u2028", Values: []any{"\x00\x1b[31mred"}}
 	if err := enc.Encode(r); err != nil {
 		t.Fatal(err)
@@ -73,7 +73,7 @@ func TestJSONLStaysValidWhateverTheInput(t *testing.T) {
 
 func TestCSVQuotingRoundTrips(t *testing.T) {
 	var buf bytes.Buffer
-	enc, err := NewEncoder(CSV, &buf, Layout{Columns: []string{"title", "headers"}})
+	enc, err := NewEncoder(CSV, &buf, record.Layout{Columns: []string{"title", "headers"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,8 @@ func TestCSVQuotingRoundTrips(t *testing.T) {
 	if len(rows) != 3 {
 		t.Fatalf("got %d rows, want header + 2", len(rows))
 	}
-	wantHeader := append(Fields(), "title", "headers")
+	wantHeader := []string{"index", "url", "final_url", "status", "proto", "content_type", "bytes",
+		"wire_bytes", "truncated", "attempts", "duration_ms", "error", "error_kind", "title", "headers"}
 	if !reflect.DeepEqual(rows[0], wantHeader) {
 		t.Errorf("header = %v", rows[0])
 	}
@@ -105,22 +106,29 @@ func TestCSVQuotingRoundTrips(t *testing.T) {
 
 func TestCSVHeaderEvenWithoutRecords(t *testing.T) {
 	var buf bytes.Buffer
-	enc, _ := NewEncoder(CSV, &buf, Layout{})
+	enc, _ := NewEncoder(CSV, &buf, record.Layout{})
 	enc.Flush()
-	if got := buf.String(); got != strings.Join(Fields(), ",")+"\n" {
+	if got := buf.String(); got != strings.Join(record.Layout{}.Names(), ",")+"\n" {
 		t.Fatalf("got %q", got)
 	}
 }
 
-func TestParseFormatAndIsField(t *testing.T) {
-	if f, err := ParseFormat("csv"); err != nil || f != CSV {
-		t.Fatal(f, err)
+func TestParseFormat(t *testing.T) {
+	for in, want := range map[string]Format{"csv": CSV, "jsonl": JSONL, "json": JSONL, "ndjson": JSONL, "CSV": CSV} {
+		if f, err := ParseFormat(in); err != nil || f != want {
+			t.Errorf("ParseFormat(%q) = %v, %v", in, f, err)
+		}
 	}
 	if _, err := ParseFormat("xml"); err == nil {
 		t.Fatal("xml accepted")
 	}
-	if !IsField("url") || IsField("title") {
-		t.Fatal("IsField wrong")
+	for name, want := range map[string]Format{"a.csv": CSV, "b.JSONL": JSONL, "c.ndjson": JSONL, "d.json": JSONL} {
+		if f, ok := FormatOf(name); !ok || f != want {
+			t.Errorf("FormatOf(%q) = %v, %v", name, f, ok)
+		}
+	}
+	if _, ok := FormatOf("out.txt"); ok {
+		t.Error("out.txt implies a format")
 	}
 }
 
@@ -155,7 +163,7 @@ func (c *countingFlusher) Flush() error {
 func TestRunWritesAllAndFlushes(t *testing.T) {
 	in := make(chan *record.Record)
 	out := &countingFlusher{}
-	enc, _ := NewEncoder(JSONL, out, Layout{})
+	enc, _ := NewEncoder(JSONL, out, record.Layout{})
 	var observed int
 	go func() {
 		for i := range 100 {
@@ -178,7 +186,7 @@ func TestRunWritesAllAndFlushes(t *testing.T) {
 func TestRunFlushesWhileIdle(t *testing.T) {
 	in := make(chan *record.Record)
 	out := &countingFlusher{flushed: make(chan struct{}, 1)}
-	enc, _ := NewEncoder(JSONL, out, Layout{})
+	enc, _ := NewEncoder(JSONL, out, record.Layout{})
 	done := make(chan error, 1)
 	go func() { done <- Run(t.Context(), in, enc, out, Options{FlushEvery: 5 * time.Millisecond}) }()
 	in <- &record.Record{URL: "http://a.test/"}
@@ -201,7 +209,7 @@ func TestRunReportsWriteErrors(t *testing.T) {
 	}
 	close(in)
 	out := &countingFlusher{failAt: 2}
-	enc, _ := NewEncoder(JSONL, out, Layout{})
+	enc, _ := NewEncoder(JSONL, out, record.Layout{})
 	err := Run(t.Context(), in, enc, out, Options{})
 	if err == nil || !strings.Contains(err.Error(), "no space left") {
 		t.Fatalf("err = %v", err)
@@ -212,7 +220,7 @@ func TestRunStopsOnCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	out := &countingFlusher{}
-	enc, _ := NewEncoder(JSONL, out, Layout{})
+	enc, _ := NewEncoder(JSONL, out, record.Layout{})
 	if err := Run(ctx, make(chan *record.Record), enc, out, Options{}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v", err)
 	}
@@ -280,11 +288,11 @@ func TestCreate(t *testing.T) {
 }
 
 func TestFileFields(t *testing.T) {
-	l := Layout{Files: true, Columns: []string{"title"}}
+	l := record.Layout{Files: true, Columns: []string{"title"}}
 	if !l.Reserved("sha256") || !l.Reserved("file") || !l.Reserved("url") || l.Reserved("title") {
 		t.Fatal("Reserved wrong")
 	}
-	if (Layout{}).Reserved("sha256") {
+	if (record.Layout{}).Reserved("sha256") {
 		t.Fatal("sha256 reserved without files")
 	}
 	var buf bytes.Buffer

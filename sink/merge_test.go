@@ -1,4 +1,4 @@
-package merge
+package sink
 
 import (
 	"bytes"
@@ -54,7 +54,7 @@ func TestMergeShards(t *testing.T) {
 	rand.New(rand.NewPCG(1, 2)).Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
 	c := write(t, dir, "c.jsonl", shuffled, `{"index":1000,"url":"torn`)
 	var out bytes.Buffer
-	rep, err := Files(&out, []string{a, b, c}, t.TempDir())
+	rep, err := Merge(&out, []string{a, b, c}, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func TestMergeReportsDuplicatesAndGaps(t *testing.T) {
 	a := write(t, dir, "a.jsonl", []int{0, 1, 5, 6}, "")
 	b := write(t, dir, "b.jsonl", []int{1, 9}, "")
 	var out bytes.Buffer
-	rep, err := Files(&out, []string{a, b}, t.TempDir())
+	rep, err := Merge(&out, []string{a, b}, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,10 +95,10 @@ func TestMergeReportsDuplicatesAndGaps(t *testing.T) {
 func TestMergeRejectsNonRecords(t *testing.T) {
 	dir := t.TempDir()
 	bad := write(t, dir, "bad.jsonl", []int{0}, "not json\n"+line(1))
-	if _, err := Files(&bytes.Buffer{}, []string{bad}, t.TempDir()); err == nil || !strings.Contains(err.Error(), "bad.jsonl line 2") {
+	if _, err := Merge(&bytes.Buffer{}, []string{bad}, t.TempDir()); err == nil || !strings.Contains(err.Error(), "bad.jsonl line 2") {
 		t.Fatalf("err = %v", err)
 	}
-	if _, err := Files(&bytes.Buffer{}, []string{filepath.Join(dir, "missing")}, t.TempDir()); err == nil {
+	if _, err := Merge(&bytes.Buffer{}, []string{filepath.Join(dir, "missing")}, t.TempDir()); err == nil {
 		t.Fatal("a missing file merged")
 	}
 }

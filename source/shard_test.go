@@ -1,4 +1,4 @@
-package shard
+package source
 
 import (
 	"fmt"
@@ -6,14 +6,14 @@ import (
 	"testing"
 )
 
-func TestParse(t *testing.T) {
-	s, err := Parse("3/8", "host")
-	if err != nil || s.K != 3 || s.N != 8 || s.By != ByHost || s.String() != "3/8" {
+func TestParseShard(t *testing.T) {
+	s, err := ParseShard("3/8", "host")
+	if err != nil || s.K != 3 || s.N != 8 || s.By != ShardByHost || s.String() != "3/8" {
 		t.Fatalf("%+v, %v", s, err)
 	}
 	for _, bad := range [][2]string{{"8/8", "host"}, {"-1/8", "host"}, {"1/0", "url"}, {"1", "url"}, {"a/b", "url"}, {"0/2", "ip"}} {
-		if _, err := Parse(bad[0], bad[1]); err == nil {
-			t.Errorf("Parse(%q, %q) accepted", bad[0], bad[1])
+		if _, err := ParseShard(bad[0], bad[1]); err == nil {
+			t.Errorf("ParseShard(%q, %q) accepted", bad[0], bad[1])
 		}
 	}
 }
@@ -25,8 +25,8 @@ func TestParse(t *testing.T) {
 // 0x576846634e2714c6, "" to the offset basis itself.
 func TestHashIsFixed(t *testing.T) {
 	for key, want := range map[string]int{"example.com": 6, "": 5, "http://example.com/a": 0, "a": 4} {
-		if got := Of(key, 8); got != want {
-			t.Errorf("Of(%q, 8) = %d, want %d", key, got, want)
+		if got := ShardOf(key, 8); got != want {
+			t.Errorf("ShardOf(%q, 8) = %d, want %d", key, got, want)
 		}
 	}
 }
@@ -34,8 +34,8 @@ func TestHashIsFixed(t *testing.T) {
 func TestHostsStayTogether(t *testing.T) {
 	for _, raw := range []string{"http://Example.com/a", "https://example.com:8443/b?c", "http://EXAMPLE.COM./x"} {
 		u, _ := url.Parse(raw)
-		if k := Key(ByHost, u, raw); k != "example.com" && k != "example.com." {
-			t.Errorf("Key(%s) = %q", raw, k)
+		if k := ShardKey(ShardByHost, u, raw); k != "example.com" && k != "example.com." {
+			t.Errorf("ShardKey(%s) = %q", raw, k)
 		}
 	}
 }
@@ -46,14 +46,14 @@ func TestBalance(t *testing.T) {
 	if testing.Short() {
 		t.Skip("1M URLs")
 	}
-	for _, by := range []By{ByHost, ByURL} {
+	for _, by := range []ShardBy{ShardByHost, ShardByURL} {
 		const n = 8
 		var sizes [n]int
 		for h := range 10000 {
 			for p := range 100 {
 				raw := fmt.Sprintf("https://host%d.example/page/%d", h, p)
 				u, _ := url.Parse(raw)
-				sizes[Of(Key(by, u, raw), n)]++
+				sizes[ShardOf(ShardKey(by, u, raw), n)]++
 			}
 		}
 		mean := 1_000_000.0 / n

@@ -1,4 +1,4 @@
-package pipeline
+package stage
 
 import (
 	"context"
@@ -89,7 +89,7 @@ func TestInputOrderKeepsOrder(t *testing.T) {
 			t.Run(fmt.Sprintf("workers=%d/window=%d", workers, window), func(t *testing.T) {
 				ctx := t.Context()
 				const n = 200
-				got := collect(t, Map(ctx, ctx, feed(ctx, n), Options{Workers: workers, Window: window}, scrambledDelay()))
+				got := collect(t, Map(ctx, ctx, feed(ctx, n), Options[int, int]{Workers: workers, Window: window}, scrambledDelay()))
 				if len(got) != n {
 					t.Fatalf("got %d results, want %d", len(got), n)
 				}
@@ -121,7 +121,7 @@ func TestCompletionOrderDeliversEachOnceAndReorders(t *testing.T) {
 		}
 		return i
 	}
-	got := collect(t, Map(ctx, ctx, feed(ctx, n), Options{Workers: 4, Order: CompletionOrder}, fn))
+	got := collect(t, Map(ctx, ctx, feed(ctx, n), Options[int, int]{Workers: 4, Order: CompletionOrder}, fn))
 	seen := make(map[int]int)
 	pos := make(map[int]int)
 	for p, v := range got {
@@ -165,7 +165,7 @@ func TestNeverMoreThanWorkersInFlight(t *testing.T) {
 				time.Sleep(100 * time.Microsecond) // keep workers overlapping
 				return i
 			}
-			got := collect(t, Map(ctx, ctx, feed(ctx, 300), Options{Workers: workers, Order: order, Window: 50}, fn))
+			got := collect(t, Map(ctx, ctx, feed(ctx, 300), Options[int, int]{Workers: workers, Order: order, Window: 50}, fn))
 			if len(got) != 300 {
 				t.Fatalf("got %d results, want 300", len(got))
 			}
@@ -196,7 +196,7 @@ func TestInputOrderWindowBoundsBacklog(t *testing.T) {
 				}
 				return i
 			}
-			out := Map(ctx, ctx, feed(ctx, 1000), Options{Workers: tc.workers, Window: tc.window}, fn)
+			out := Map(ctx, ctx, feed(ctx, 1000), Options[int, int]{Workers: tc.workers, Window: tc.window}, fn)
 			// Wait until the stage has started all it is allowed to, then
 			// give it more time to (wrongly) start extra items.
 			deadline := time.Now().Add(10 * time.Second)
@@ -249,7 +249,7 @@ func TestCancellationStopsEverything(t *testing.T) {
 					}
 				}
 			})
-			out := Map(ctx, ctx, in, Options{Workers: 8, Order: order}, fn)
+			out := Map(ctx, ctx, in, Options[int, int]{Workers: 8, Order: order}, fn)
 			for range 50 {
 				<-out
 			}
@@ -282,7 +282,7 @@ func TestWorkContextCancelKeepsResults(t *testing.T) {
 				}
 				return i
 			}
-			got := collect(t, Map(ctx, workCtx, feed(ctx, n), Options{Workers: 4, Order: order}, fn))
+			got := collect(t, Map(ctx, workCtx, feed(ctx, n), Options[int, int]{Workers: 4, Order: order}, fn))
 			if len(got) != n {
 				t.Fatalf("got %d results, want %d", len(got), n)
 			}
@@ -292,7 +292,7 @@ func TestWorkContextCancelKeepsResults(t *testing.T) {
 
 func TestZeroWorkersMeansOne(t *testing.T) {
 	ctx := t.Context()
-	got := collect(t, Map(ctx, ctx, feed(ctx, 10), Options{Workers: 0}, func(_ context.Context, i int) int { return i }))
+	got := collect(t, Map(ctx, ctx, feed(ctx, 10), Options[int, int]{Workers: 0}, func(_ context.Context, i int) int { return i }))
 	if len(got) != 10 {
 		t.Fatalf("got %d results, want 10", len(got))
 	}
@@ -304,7 +304,7 @@ func BenchmarkMap(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/workers=%d", order, workers), func(b *testing.B) {
 				ctx := b.Context()
 				b.ReportAllocs()
-				out := Map(ctx, ctx, feed(ctx, b.N), Options{Workers: workers, Order: order}, func(_ context.Context, i int) int { return i })
+				out := Map(ctx, ctx, feed(ctx, b.N), Options[int, int]{Workers: workers, Order: order}, func(_ context.Context, i int) int { return i })
 				for range out {
 				}
 			})

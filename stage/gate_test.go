@@ -1,4 +1,4 @@
-package pipeline
+package stage
 
 import (
 	"context"
@@ -59,7 +59,7 @@ func TestGatedKeepsOrderAndCaps(t *testing.T) {
 			ctx := t.Context()
 			gate := newKeyGate(2, func(i int) string { return fmt.Sprint(i % 5) })
 			const n = 500
-			got := collect(t, MapGated(ctx, ctx, feed(ctx, n), Options{Workers: 8, Order: order}, gate, scrambledDelay()))
+			got := collect(t, Map(ctx, ctx, feed(ctx, n), Options[int, int]{Workers: 8, Order: order, Gate: gate}, scrambledDelay()))
 			if len(got) != n {
 				t.Fatalf("%d results, want %d", len(got), n)
 			}
@@ -108,7 +108,7 @@ func TestGatedDoesNotStarveOtherKeys(t *testing.T) {
 		}
 		return i
 	}
-	out := MapGated(ctx, ctx, feed(ctx, 220), Options{Workers: 4, Order: CompletionOrder}, gate, fn)
+	out := Map(ctx, ctx, feed(ctx, 220), Options[int, int]{Workers: 4, Order: CompletionOrder, Gate: gate}, fn)
 	// All 200 fast items finish while the 20 slow ones (2 running, 18
 	// queued ahead of every fast one) are stuck.
 	for range 200 {
@@ -143,7 +143,7 @@ func TestGatedFullWindowAdmitsTheHead(t *testing.T) {
 		started.Add(1)
 		return i
 	}
-	out := MapGated(ctx, ctx, feed(ctx, 50), Options{Workers: 2, Window: 2}, gate, fn)
+	out := Map(ctx, ctx, feed(ctx, 50), Options[int, int]{Workers: 2, Window: 2, Gate: gate}, fn)
 	deadline := time.Now().Add(10 * time.Second)
 	for started.Load() < 2 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
@@ -164,7 +164,7 @@ func TestGatedRetriesAfterWait(t *testing.T) {
 	gate := newKeyGate(0, func(int) string { return "k" })
 	gate.setClosed("k", true)
 	time.AfterFunc(30*time.Millisecond, func() { gate.setClosed("k", false) })
-	got := collect(t, MapGated(ctx, ctx, feed(ctx, 10), Options{Workers: 2, Order: CompletionOrder}, gate, func(_ context.Context, i int) int { return i }))
+	got := collect(t, Map(ctx, ctx, feed(ctx, 10), Options[int, int]{Workers: 2, Order: CompletionOrder, Gate: gate}, func(_ context.Context, i int) int { return i }))
 	if len(got) != 10 {
 		t.Fatalf("%d results", len(got))
 	}
@@ -187,7 +187,7 @@ func TestGatedCancellation(t *testing.T) {
 					}
 				}
 			})
-			out := MapGated(ctx, ctx, in, Options{Workers: 4, Order: order}, gate, func(ctx context.Context, i int) int {
+			out := Map(ctx, ctx, in, Options[int, int]{Workers: 4, Order: order, Gate: gate}, func(ctx context.Context, i int) int {
 				select {
 				case <-ctx.Done():
 				case <-time.After(time.Duration(i%5) * time.Millisecond):
@@ -210,7 +210,7 @@ func BenchmarkMapGated(b *testing.B) {
 			ctx := b.Context()
 			gate := newKeyGate(8, func(i int) string { return fmt.Sprint(i % 100) })
 			b.ReportAllocs()
-			for range MapGated(ctx, ctx, feed(ctx, b.N), Options{Workers: 32, Order: order}, gate, func(_ context.Context, i int) int { return i }) {
+			for range Map(ctx, ctx, feed(ctx, b.N), Options[int, int]{Workers: 32, Order: order, Gate: gate}, func(_ context.Context, i int) int { return i }) {
 			}
 		})
 	}
@@ -226,7 +226,7 @@ func TestGatedStopDropsReadAhead(t *testing.T) {
 			release := make(chan struct{})
 			var started atomic.Int64
 			gate := newKeyGate(0, func(int) string { return "k" })
-			out := MapGated(ctx, ctx, feed(ctx, 1000), Options{Workers: 4, Order: order, Lookahead: 100, Stop: stop}, gate, func(ctx context.Context, i int) int {
+			out := Map(ctx, ctx, feed(ctx, 1000), Options[int, int]{Workers: 4, Order: order, Lookahead: 100, Stop: stop, Gate: gate}, func(ctx context.Context, i int) int {
 				started.Add(1)
 				<-release
 				return i
@@ -248,9 +248,9 @@ func TestGatedStopDropsReadAhead(t *testing.T) {
 // TestKeyQueueStaysSmall feeds a queue that never empties, as one host with
 // a long list does: its backing array must not grow with the items seen.
 func TestKeyQueueStaysSmall(t *testing.T) {
-	q := &keyQueue[int, int]{heapIdx: -1}
+	q := &keyQueue[int]{heapIdx: -1}
 	for i := range 1_000_000 {
-		q.items = append(q.items, &gatedEntry[int, int]{seq: int64(i)})
+		q.items = append(q.items, entry[int]{seq: int64(i)})
 		if i >= 100 {
 			if q.front().seq != int64(i-100) {
 				t.Fatalf("front %d, want %d", q.front().seq, i-100)

@@ -10,33 +10,9 @@ package dedupe
 import (
 	"hash/maphash"
 	"net/url"
-	"strings"
-)
 
-// Normalize returns the form of a URL that --dedupe compares: scheme and
-// host lowercased, a default port dropped, an empty path made "/", and the
-// fragment dropped (it is never sent). Path and query are kept as they are,
-// since servers may treat their case and order as significant.
-func Normalize(u *url.URL) string {
-	n := *u
-	n.Scheme = strings.ToLower(n.Scheme)
-	host, port := strings.ToLower(n.Hostname()), n.Port()
-	if n.Scheme == "http" && port == "80" || n.Scheme == "https" && port == "443" {
-		port = ""
-	}
-	if strings.Contains(host, ":") {
-		host = "[" + host + "]"
-	}
-	if port != "" {
-		host += ":" + port
-	}
-	n.Host = host
-	if n.Path == "" && n.RawPath == "" && n.Opaque == "" {
-		n.Path = "/"
-	}
-	n.Fragment, n.RawFragment = "", ""
-	return n.String()
-}
+	"github.com/trawl-dev/trawl/internal/urlkey"
+)
 
 // maxIndex is the largest line index the table can hold (indexes are
 // stored as 32-bit numbers plus one); later lines are never deduplicated.
@@ -102,4 +78,4 @@ func (s *Set) grow() {
 // hasher hashes normalized URLs with a seed chosen per run.
 type hasher struct{ seed maphash.Seed }
 
-func (h hasher) hash(u *url.URL) uint64 { return maphash.String(h.seed, Normalize(u)) }
+func (h hasher) hash(u *url.URL) uint64 { return maphash.String(h.seed, urlkey.Normalize(u)) }

@@ -1,16 +1,15 @@
-// Package merge combines the JSON Lines outputs of several trawl runs (the
+package sink
+
+// Merging combines the JSON Lines outputs of several trawl runs (the
 // shards of one list) into one stream ordered by index, without loading
 // whole files: each file is read as the ascending runs it is made of (one
 // per run segment in input order), files with too many runs to keep open
 // (completion order) are sorted in bounded chunks first, and a heap merges
 // the runs. Lines are copied as they are.
-package merge
 
 import (
 	"bufio"
-	"bytes"
 	"container/heap"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,8 +24,8 @@ const maxRuns = 64
 // chunkRecords bounds the records held in memory while sorting a chunk.
 const chunkRecords = 100_000
 
-// Report is what a merge found.
-type Report struct {
+// MergeReport is what a merge found.
+type MergeReport struct {
 	// Records is the number of records written.
 	Records int64
 	// Duplicates lists indexes found more than once (the first occurrence
@@ -41,10 +40,10 @@ type Report struct {
 	TornLines int
 }
 
-// Files merges the named JSON Lines files into w. tmpDir holds the sorted
+// Merge merges the named JSON Lines files into w. tmpDir holds the sorted
 // chunks of unsorted files.
-func Files(w io.Writer, paths []string, tmpDir string) (*Report, error) {
-	rep := &Report{}
+func Merge(w io.Writer, paths []string, tmpDir string) (*MergeReport, error) {
+	rep := &MergeReport{}
 	var runs []*run
 	defer func() {
 		for _, r := range runs {
@@ -120,30 +119,27 @@ func gapText(from, to int64) string {
 type run struct {
 	name  string
 	f     *os.File
-	br    *bufio.Reader
+	rd    *Reader
 	temp  bool // f is a sorted chunk to delete afterwards
 	owns  bool // this run closes f (runs of one file share it)
 	line  []byte
 	index int64
-	lines int64 // lines read, for messages
+	first int // the line number in the file before the run's first line
+	lines int // lines of the run read, for messages
 }
 
-func (r *run) where() string { return fmt.Sprintf("%s line %d", r.name, r.lines) }
+func (r *run) where() string { return fmt.Sprintf("%s line %d", r.name, r.first+r.lines) }
 
 func (r *run) next() (bool, error) {
-	line, err := r.br.ReadBytes('\n')
+	e, err := r.rd.Next()
 	if errors.Is(err, io.EOF) {
-		return false, nil // incomplete lines were dealt with when runs were found
+		return false, nil // torn lines were dealt with when runs were found
 	}
 	if err != nil {
-		return false, fmt.Errorf("cannot read %s: %w", r.name, err)
+		return false, err
 	}
 	r.lines++
-	idx, err := indexOf(line)
-	if err != nil {
-		return false, fmt.Errorf("%s line %d: %w", r.name, r.lines, err)
-	}
-	r.line, r.index = line, idx
+	r.line, r.index = e.Raw, e.Index
 	return true, nil
 }
 
@@ -157,16 +153,6 @@ func (r *run) close() {
 	}
 }
 
-func indexOf(line []byte) (int64, error) {
-	var rec struct {
-		Index *int64 `json:"index"`
-	}
-	if err := json.Unmarshal(bytes.TrimSpace(line), &rec); err != nil || rec.Index == nil {
-		return 0, errors.New("not a trawl record (no index)")
-	}
-	return *rec.Index, nil
-}
-
 // openRuns finds the ascending runs of a file. Files with few runs are read
 // in place, one section reader per run; files with many are sorted into
 // temporary chunks. A torn last line is skipped and counted.
@@ -175,42 +161,37 @@ func openRuns(path, tmpDir string) ([]*run, int, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("cannot merge: %w", err)
 	}
-	type span struct{ start, end, firstLine int64 }
+	type span struct {
+		start, end int64
+		firstLine  int
+	}
 	var spans []span
-	br := bufio.NewReaderSize(f, 1<<20)
-	var offset, lineNo int64
+	rd := NewReader(f, path)
 	prev := int64(-1)
-	torn := 0
 	for {
-		line, err := br.ReadBytes('\n')
+		e, err := rd.Next()
 		if errors.Is(err, io.EOF) {
-			if len(bytes.TrimSpace(line)) > 0 {
-				torn++ // a writer killed mid-line; that record was never complete
-			}
 			break
 		}
 		if err != nil {
 			f.Close()
-			return nil, 0, fmt.Errorf("cannot read %s: %w", path, err)
+			return nil, 0, err
 		}
-		lineNo++
-		idx, err := indexOf(line)
-		if err != nil {
-			f.Close()
-			return nil, 0, fmt.Errorf("%s line %d: %w", path, lineNo, err)
+		if len(spans) == 0 || e.Index < prev {
+			spans = append(spans, span{start: e.Offset, firstLine: e.Line - 1})
 		}
-		if len(spans) == 0 || idx < prev {
-			spans = append(spans, span{start: offset, firstLine: lineNo - 1})
-		}
-		offset += int64(len(line))
-		spans[len(spans)-1].end = offset
-		prev = idx
+		spans[len(spans)-1].end = e.Offset + int64(len(e.Raw))
+		prev = e.Index
+	}
+	torn := 0
+	if rd.Torn() {
+		torn = 1 // a writer killed mid-line; that record was never complete
 	}
 	if len(spans) <= maxRuns {
 		var runs []*run
 		for i, s := range spans {
 			sec := io.NewSectionReader(f, s.start, s.end-s.start)
-			runs = append(runs, &run{name: path, f: f, owns: i == 0, br: bufio.NewReaderSize(sec, 64<<10), lines: s.firstLine})
+			runs = append(runs, &run{name: path, f: f, owns: i == 0, rd: NewReader(sec, path), first: s.firstLine})
 		}
 		if len(runs) == 0 {
 			f.Close()
@@ -218,7 +199,7 @@ func openRuns(path, tmpDir string) ([]*run, int, error) {
 		return runs, torn, nil
 	}
 	defer f.Close()
-	runs, err := sortChunks(f, path, offset, tmpDir)
+	runs, err := sortChunks(f, path, rd.Good(), tmpDir)
 	return runs, torn, err
 }
 
@@ -229,7 +210,7 @@ func sortChunks(f *os.File, path string, size int64, tmpDir string) ([]*run, err
 		index int64
 		line  []byte
 	}
-	br := bufio.NewReaderSize(io.NewSectionReader(f, 0, size), 1<<20)
+	rd := NewReader(io.NewSectionReader(f, 0, size), path)
 	var runs []*run
 	var chunk []rec
 	flush := func() error {
@@ -253,20 +234,19 @@ func sortChunks(f *os.File, path string, size int64, tmpDir string) ([]*run, err
 		if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 			return err
 		}
-		runs = append(runs, &run{name: path + " (sorted)", f: tmp, temp: true, br: bufio.NewReader(tmp)})
+		runs = append(runs, &run{name: path + " (sorted)", f: tmp, temp: true, rd: NewReader(tmp, path+" (sorted)")})
 		chunk = chunk[:0]
 		return nil
 	}
 	for {
-		line, err := br.ReadBytes('\n')
+		e, err := rd.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return runs, fmt.Errorf("cannot read %s: %w", path, err)
+			return runs, err
 		}
-		idx, _ := indexOf(line) // every line was checked when runs were found
-		chunk = append(chunk, rec{idx, line})
+		chunk = append(chunk, rec{e.Index, e.Raw})
 		if len(chunk) == chunkRecords {
 			if err := flush(); err != nil {
 				return runs, err

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -82,20 +81,6 @@ func New(opts Options) *Throttle {
 // burst allows short bursts of up to a second's worth of requests (at least
 // one), the usual token-bucket setting.
 func burst(r float64) int { return max(1, int(math.Ceil(r))) }
-
-// Key returns the host key of a URL: the lowercased host:port, with the
-// scheme's default port made explicit, so http://a and http://A:80 share
-// their limits.
-func Key(u *url.URL) string {
-	port := u.Port()
-	if port == "" {
-		port = "80"
-		if u.Scheme == "https" {
-			port = "443"
-		}
-	}
-	return strings.ToLower(u.Hostname()) + ":" + port
-}
 
 func (t *Throttle) host(key string, now time.Time) *host {
 	h, ok := t.hosts[key]

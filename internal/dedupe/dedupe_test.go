@@ -19,31 +19,6 @@ func mustParse(t testing.TB, s string) *url.URL {
 	return u
 }
 
-func TestNormalize(t *testing.T) {
-	same := [][]string{
-		{"http://Example.COM/a", "HTTP://example.com:80/a", "http://example.com/a#frag"},
-		{"https://example.com", "https://example.com:443/", "https://EXAMPLE.com/#x"},
-		{"http://[::1]:8080/x", "http://[::1]:8080/x#y"},
-	}
-	for _, group := range same {
-		want := Normalize(mustParse(t, group[0]))
-		for _, s := range group[1:] {
-			if got := Normalize(mustParse(t, s)); got != want {
-				t.Errorf("Normalize(%s) = %s, want %s", s, got, want)
-			}
-		}
-	}
-	different := []string{"http://example.com/a", "https://example.com/a", "http://example.com/A", "http://example.com/a?x=1", "http://example.com:8080/a"}
-	seen := map[string]string{}
-	for _, s := range different {
-		n := Normalize(mustParse(t, s))
-		if prev, dup := seen[n]; dup {
-			t.Errorf("%s and %s normalize alike (%s)", s, prev, n)
-		}
-		seen[n] = s
-	}
-}
-
 func TestSet(t *testing.T) {
 	var s Set
 	for i := range 100000 {

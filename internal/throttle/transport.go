@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"sync/atomic"
+
+	"github.com/trawl-dev/trawl/internal/urlkey"
 )
 
 // prepaid marks a request context whose first request to its host already
@@ -40,7 +42,7 @@ type transport struct {
 }
 
 func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	key := Key(req.URL)
+	key := urlkey.Host(req.URL)
 	if !takePrepaid(req.Context(), key) {
 		if err := tr.t.Wait(req.Context(), key); err != nil {
 			return nil, err

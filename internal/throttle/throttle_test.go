@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/trawl-dev/trawl/internal/urlkey"
 )
 
 // clock is a manual time source for deterministic rate tests.
@@ -29,21 +31,6 @@ func (c *clock) add(d time.Duration) {
 }
 
 func newClock() *clock { return &clock{now: time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)} }
-
-func TestKey(t *testing.T) {
-	for raw, want := range map[string]string{
-		"http://Example.com/x":      "example.com:80",
-		"http://example.com:80/":    "example.com:80",
-		"https://example.com":       "example.com:443",
-		"https://example.com:8443/": "example.com:8443",
-		"http://[::1]:8080/":        "::1:8080",
-	} {
-		u, _ := url.Parse(raw)
-		if got := Key(u); got != want {
-			t.Errorf("Key(%s) = %q, want %q", raw, got, want)
-		}
-	}
-}
 
 func TestParseRate(t *testing.T) {
 	for in, want := range map[string]float64{"10": 10, "10/s": 10, "600/m": 10, "3600/h": 1, "0.5": 0.5, " 120 / m ": 2} {
@@ -233,7 +220,7 @@ func TestTransportChargesRetriesNotTheFirstAttempt(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	defer srv.Close()
 	u, _ := url.Parse(srv.URL)
-	key := Key(u)
+	key := urlkey.Host(u)
 	th := New(Options{PerHostRate: 1}) // burst 1: one token now, the next in a second
 	if ok, _ := th.TryAcquire(key); !ok {
 		t.Fatal("first acquire refused")

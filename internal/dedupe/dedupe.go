@@ -119,7 +119,7 @@ func (d *Deduper) Fill(dup *record.Record) bool {
 	if !ok {
 		return false
 	}
-	copyResult(dup, k.result)
+	record.CopyResult(dup, k.result)
 	k.pins--
 	if k.pins == 0 {
 		k.elem = d.lru.PushBack(dup.DuplicateOf)
@@ -133,17 +133,6 @@ func (d *Deduper) Fill(dup *record.Record) bool {
 func Abandon(dup *record.Record) {
 	dup.CopyPending = false
 	dup.Fail(record.KindCanceled, errNotKept)
-}
-
-// copyResult gives dup the response and transform results of orig. It
-// made no request of its own, so attempts and duration stay zero.
-func copyResult(dup, orig *record.Record) {
-	dup.FinalURL, dup.Status, dup.Proto, dup.ContentType = orig.FinalURL, orig.Status, orig.Proto, orig.ContentType
-	dup.Bytes, dup.WireBytes, dup.Truncated = orig.Bytes, orig.WireBytes, orig.Truncated
-	dup.Err, dup.ErrKind = orig.Err, orig.ErrKind
-	dup.File, dup.FileSHA256 = orig.File, orig.FileSHA256
-	dup.Values = orig.Values
-	dup.CopyPending = false
 }
 
 func (d *Deduper) evict() {

@@ -1,0 +1,168 @@
+package record
+
+import "math"
+
+// Layout says which fields a run's records have: the fixed ones, the
+// optional ones its settings add, then one per transform output.
+type Layout struct {
+	// Duplicates adds duplicate_of (--dedupe).
+	Duplicates bool
+	// Files adds file and sha256 (--output-dir).
+	Files bool
+	// Columns are the transform output keys, in order.
+	Columns []string
+}
+
+// ValueKind says how a field's value is written.
+type ValueKind uint8
+
+// The kinds of values a field can hold.
+const (
+	Null ValueKind = iota
+	String
+	Int
+	Float
+	Bool
+	// Any is a transform's output: whatever JSON can hold.
+	Any
+)
+
+// Value is one field's value, typed so that encoders write the fixed
+// fields without boxing each into an interface.
+type Value struct {
+	Kind ValueKind
+	S    string
+	I    int64
+	F    float64
+	B    bool
+	V    any
+}
+
+func str(s string) Value    { return Value{Kind: String, S: s} }
+func integer(i int64) Value { return Value{Kind: Int, I: i} }
+
+// strIf is s when present is true, else null: fields that only exist once
+// a response arrived are null before that, not a misleading "".
+func strIf(s string, present bool) Value {
+	if !present {
+		return Value{}
+	}
+	return str(s)
+}
+
+// Field is one output field: its name, which layouts have it, how to read
+// it from a record, and how a duplicate (--dedupe) copies it from the
+// record it duplicates (nil: the duplicate keeps its own).
+type Field struct {
+	Name string
+	// In reports whether records of a layout have the field; nil means
+	// every record has it.
+	In func(Layout) bool
+	// Get reads the field's value.
+	Get func(*Record) Value
+	// Copy gives dup the original's data behind this field.
+	Copy func(dup, orig *Record)
+}
+
+// responded reports whether a response arrived, which the response fields
+// need to be more than null.
+func responded(r *Record) bool { return r.Status > 0 }
+
+// fields is the one definition of the record's output fields, in output
+// order. The encoders, the CSV header, the reserved names and the copying
+// of duplicate results all come from it.
+var fields = []Field{
+	{Name: "index", Get: func(r *Record) Value { return integer(r.Index) }},
+	{Name: "url", Get: func(r *Record) Value { return str(r.URL) }},
+	{Name: "final_url", Get: func(r *Record) Value { return strIf(r.FinalURL, responded(r)) },
+		Copy: func(d, o *Record) { d.FinalURL = o.FinalURL }},
+	{Name: "status", Get: func(r *Record) Value {
+		if !responded(r) {
+			return Value{}
+		}
+		return integer(int64(r.Status))
+	}, Copy: func(d, o *Record) { d.Status = o.Status }},
+	{Name: "proto", Get: func(r *Record) Value { return strIf(r.Proto, responded(r)) },
+		Copy: func(d, o *Record) { d.Proto = o.Proto }},
+	{Name: "content_type", Get: func(r *Record) Value { return strIf(r.ContentType, responded(r)) },
+		Copy: func(d, o *Record) { d.ContentType = o.ContentType }},
+	{Name: "bytes", Get: func(r *Record) Value { return integer(r.Bytes) },
+		Copy: func(d, o *Record) { d.Bytes = o.Bytes }},
+	{Name: "wire_bytes", Get: func(r *Record) Value { return integer(r.WireBytes) },
+		Copy: func(d, o *Record) { d.WireBytes = o.WireBytes }},
+	{Name: "truncated", Get: func(r *Record) Value { return Value{Kind: Bool, B: r.Truncated} },
+		Copy: func(d, o *Record) { d.Truncated = o.Truncated }},
+	// A duplicate made no request of its own: attempts and duration stay zero.
+	{Name: "attempts", Get: func(r *Record) Value { return integer(int64(r.Attempts)) }},
+	{Name: "duration_ms", Get: func(r *Record) Value {
+		return Value{Kind: Float, F: math.Round(float64(r.Duration.Microseconds())) / 1000}
+	}},
+	{Name: "error", Get: func(r *Record) Value { return strIf(r.ErrorText(), r.Err != nil) },
+		Copy: func(d, o *Record) { d.Err = o.Err }},
+	{Name: "error_kind", Get: func(r *Record) Value { return strIf(string(r.ErrKind), r.Err != nil) },
+		Copy: func(d, o *Record) { d.ErrKind = o.ErrKind }},
+	{Name: "duplicate_of", In: func(l Layout) bool { return l.Duplicates }, Get: func(r *Record) Value {
+		if !r.Duplicate {
+			return Value{}
+		}
+		return integer(r.DuplicateOf)
+	}},
+	{Name: "file", In: func(l Layout) bool { return l.Files }, Get: func(r *Record) Value { return strIf(r.File, r.File != "") },
+		Copy: func(d, o *Record) { d.File = o.File }},
+	{Name: "sha256", In: func(l Layout) bool { return l.Files }, Get: func(r *Record) Value { return strIf(r.FileSHA256, r.File != "") },
+		Copy: func(d, o *Record) { d.FileSHA256 = o.FileSHA256 }},
+}
+
+// Fields returns the fields records of this layout have, before the
+// transform outputs, in output order.
+func (l Layout) Fields() []Field {
+	out := make([]Field, 0, len(fields))
+	for _, f := range fields {
+		if f.In == nil || f.In(l) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// Names returns every field name of the layout in output order, transform
+// outputs last.
+func (l Layout) Names() []string {
+	var names []string
+	for _, f := range l.Fields() {
+		names = append(names, f.Name)
+	}
+	return append(names, l.Columns...)
+}
+
+// Reserved reports whether a transform output may not be called name
+// under this layout: the record already has a field of that name.
+func (l Layout) Reserved(name string) bool {
+	for _, f := range l.Fields() {
+		if f.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Column returns the value of transform output i of r: null when the
+// transform did not run or found nothing.
+func Column(r *Record, i int) Value {
+	if i >= len(r.Values) || r.Values[i] == nil {
+		return Value{}
+	}
+	return Value{Kind: Any, V: r.Values[i]}
+}
+
+// CopyResult gives dup, a record whose URL duplicates orig's, everything
+// orig's fetch and transforms produced, field by field as the table says.
+func CopyResult(dup, orig *Record) {
+	for _, f := range fields {
+		if f.Copy != nil {
+			f.Copy(dup, orig)
+		}
+	}
+	dup.Values = orig.Values
+	dup.CopyPending = false
+}

@@ -1,0 +1,103 @@
+package sink
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/trawl-dev/trawl/record"
+)
+
+// ErrNotRecord marks a line of a JSON Lines file that is not a trawl record.
+var ErrNotRecord = errors.New("not a trawl record")
+
+// Entry is one record read back from trawl's JSON Lines output: the line
+// as it is in the file, where it is, and the fields resuming and merging
+// decide by.
+type Entry struct {
+	// Raw is the whole line, newline included.
+	Raw []byte
+	// Offset is where the line starts in the file; Line its 1-based number.
+	Offset int64
+	Line   int
+	// Index and URL identify the input line the record is for.
+	Index int64
+	URL   string
+	// Status is the HTTP status, 0 when the record has none.
+	Status int
+	// Kind is the error kind, "" when the record succeeded.
+	Kind record.Kind
+}
+
+// head is the part of a record Entry needs.
+type head struct {
+	Index     *int64  `json:"index"`
+	URL       *string `json:"url"`
+	Status    *int    `json:"status"`
+	ErrorKind *string `json:"error_kind"`
+}
+
+// Reader reads trawl's JSON Lines output record by record, holding one
+// line at a time. It has the one rule for a torn last line, which every
+// reader of trawl's output (resume, merge) follows: a last line without a
+// newline, or one that is not a whole record, is what a killed writer
+// leaves; it is skipped and reported by Torn. Any other line that is not a
+// record is an error.
+type Reader struct {
+	name   string
+	br     *bufio.Reader
+	offset int64 // where the next line starts
+	good   int64 // where the last complete record ends
+	line   int
+	torn   bool
+}
+
+// NewReader reads records from r; name is used in messages.
+func NewReader(r io.Reader, name string) *Reader {
+	return &Reader{name: name, br: bufio.NewReaderSize(r, 64<<10)}
+}
+
+// Next returns the next record, or io.EOF after the last one.
+func (r *Reader) Next() (Entry, error) {
+	raw, err := r.br.ReadBytes('\n')
+	start := r.offset
+	r.offset += int64(len(raw))
+	if errors.Is(err, io.EOF) {
+		if len(bytes.TrimSpace(raw)) > 0 {
+			r.torn = true // the writer died in the middle of this line
+		}
+		return Entry{}, io.EOF
+	}
+	if err != nil {
+		return Entry{}, fmt.Errorf("cannot read %s: %w", r.name, err)
+	}
+	r.line++
+	var h head
+	if jerr := json.Unmarshal(raw, &h); jerr != nil || h.Index == nil || h.URL == nil {
+		if _, perr := r.br.Peek(1); errors.Is(perr, io.EOF) {
+			r.torn = true // a last line that is not a record: torn all the same
+			return Entry{}, io.EOF
+		}
+		return Entry{}, fmt.Errorf("%s line %d: %w", r.name, r.line, ErrNotRecord)
+	}
+	r.good = r.offset
+	e := Entry{Raw: raw, Offset: start, Line: r.line, Index: *h.Index, URL: *h.URL}
+	if h.Status != nil {
+		e.Status = *h.Status
+	}
+	if h.ErrorKind != nil {
+		e.Kind = record.Kind(*h.ErrorKind)
+	}
+	return e, nil
+}
+
+// Torn reports, once Next has returned io.EOF, whether a torn last line
+// was skipped.
+func (r *Reader) Torn() bool { return r.torn }
+
+// Good returns the offset just past the last complete record read: the
+// length to cut a file to so that it holds only whole records.
+func (r *Reader) Good() int64 { return r.good }
