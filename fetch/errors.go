@@ -138,6 +138,10 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
+// isTLS reports whether err is the TLS layer refusing: a certificate that
+// does not verify, an alert from the server (crypto/tls reports one as a
+// net.OpError whose Op is "remote error"), or a server that answered an
+// https:// URL with plain HTTP. None of them passes on a retry.
 func isTLS(err error) bool {
 	var (
 		verify   *tls.CertificateVerificationError
@@ -146,9 +150,11 @@ func isTLS(err error) bool {
 		unknown  x509.UnknownAuthorityError
 		hostname x509.HostnameError
 		invalid  x509.CertificateInvalidError
+		op       *net.OpError
 	)
 	return errors.As(err, &verify) || errors.As(err, &header) || errors.As(err, &alert) ||
-		errors.As(err, &unknown) || errors.As(err, &hostname) || errors.As(err, &invalid)
+		errors.As(err, &unknown) || errors.As(err, &hostname) || errors.As(err, &invalid) ||
+		errors.Is(err, http.ErrSchemeMismatch) || errors.As(err, &op) && op.Op == "remote error"
 }
 
 // describe turns a request error into the text stored in the record: the

@@ -67,9 +67,20 @@ func resolvingDialer(d *net.Dialer, resolve map[string]string) func(ctx context.
 	}
 }
 
+// HTTP/2 flow-control windows. Go's client lets each stream receive 4 MiB
+// and each connection 1 GiB before the reader has taken any: with bodies
+// streamed to disk more slowly than the network delivers them, 32 streams
+// of 3 MB bodies held 182 MiB, against 40 MiB over HTTP/1.1. A window of
+// 1 MiB per stream still covers 80 Mbit/s at 100 ms of round trip.
+const (
+	h2StreamWindow = 1 << 20
+	h2ConnWindow   = 4<<20 - 1 // net/http takes values below 4 MiB
+)
+
 // configureTransport applies the proxy, TLS, protocol and resolve options.
 func configureTransport(t *http.Transport, d *net.Dialer, opts Options) {
 	t.DialContext = resolvingDialer(d, opts.Resolve)
+	t.HTTP2 = &http.HTTP2Config{MaxReceiveBufferPerStream: h2StreamWindow, MaxReceiveBufferPerConnection: h2ConnWindow}
 	if opts.Proxy != nil {
 		t.Proxy = http.ProxyURL(opts.Proxy)
 	}

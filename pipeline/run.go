@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -68,6 +69,7 @@ type run struct {
 	chain   *transform.Chain
 	input   source.Options
 	lock    *lockfile.Lock
+	outLock *lockfile.Lock // the output being resumed
 	log     *slog.Logger
 	logFile *os.File
 	resume  *sink.Resume
@@ -93,6 +95,9 @@ func newRun(cfg Config) (*run, error) {
 	if err := source.Check(r.input); err != nil {
 		return nil, exitcode.New(exitcode.Usage, err)
 	}
+	if err := checkOutputs(cfg); err != nil {
+		return nil, err
+	}
 	if cfg.LockFile != "" {
 		lock, err := lockfile.Acquire(cfg.LockFile)
 		if errors.Is(err, lockfile.ErrLocked) {
@@ -116,16 +121,136 @@ func newRun(cfg Config) (*run, error) {
 		r.log, r.logFile = slog.New(h), f
 	}
 	if cfg.Resume {
-		if r.resume, err = sink.LoadResume(cfg.Output, sink.ResumeOptions{RetryFailed: cfg.RetryFailed}); err != nil {
+		if err := r.loadResume(); err != nil {
 			r.close()
-			return nil, exitcode.New(exitcode.Usage, err)
+			return nil, err
 		}
 		r.say("%s", resumeNote(cfg.Output, r.resume))
 	}
 	return r, nil
 }
 
+// loadResume locks the output to be resumed, repairs it and checks that
+// the input still matches it, all before the first request: two runs
+// appending to one file would corrupt it beyond resuming, and a changed
+// list is a mistake that should cost nothing.
+func (r *run) loadResume() error {
+	out := r.cfg.Output
+	// There must be a file to lock, even before the first run wrote one.
+	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("cannot open the output to resume: %w", err)
+	}
+	f.Close()
+	hold := func() error {
+		lock, err := lockfile.Hold(out)
+		if errors.Is(err, lockfile.ErrLocked) {
+			return exitcode.New(exitcode.Locked, fmt.Errorf("another trawl is resuming %s; not starting", out))
+		}
+		r.outLock = lock
+		return err
+	}
+	if err := hold(); err != nil {
+		return err
+	}
+	if r.resume, err = sink.LoadResume(out, sink.ResumeOptions{RetryFailed: r.cfg.RetryFailed}); err != nil {
+		return exitcode.New(exitcode.Usage, err)
+	}
+	if !r.outLock.Holds(out) {
+		// The repair replaced the file: the lock must move to the new one.
+		r.outLock.Release()
+		if err := hold(); err != nil {
+			return err
+		}
+	}
+	if r.resume.Kept == 0 || source.ReadsStdin(r.input) {
+		// Standard input cannot be read twice: its lines are checked as
+		// they are read, during the run.
+		return nil
+	}
+	var matched int64
+	err = source.Lines(context.Background(), r.input, func(i int64, line string) error {
+		ok, err := r.resume.Check(i, line)
+		if ok {
+			matched++
+		}
+		return err
+	})
+	if errors.Is(err, sink.ErrInputChanged) {
+		return exitcode.New(exitcode.Usage, err)
+	}
+	if err != nil {
+		return err
+	}
+	if matched < r.resume.Kept {
+		return exitcode.New(exitcode.Usage, fmt.Errorf("%w: the output has %s for lines the input no longer has",
+			sink.ErrInputChanged, plural(r.resume.Kept-matched, "record")))
+	}
+	return nil
+}
+
+// checkOutputs refuses, before anything is opened for writing, a file
+// trawl would write that is also an input list (trawl list.txt -o
+// list.txt would empty the list it reads) or that two settings name.
+// Saved bodies never replace an existing file, so --output-dir needs no
+// check.
+func checkOutputs(cfg Config) error {
+	type named struct{ what, path string }
+	var outs []named
+	if !cfg.toStdout() {
+		outs = append(outs, named{"-o", cfg.Output})
+	}
+	for _, o := range []named{{"--stats-file", cfg.StatsFile}, {"--metrics-file", cfg.MetricsFile}, {"--log-file", cfg.LogFile}, {"--lock", cfg.LockFile}} {
+		if o.path != "" {
+			outs = append(outs, o)
+		}
+	}
+	var inputs []os.FileInfo
+	for _, p := range cfg.Inputs {
+		if p == source.StdinName {
+			continue
+		}
+		if st, err := os.Stat(p); err == nil {
+			inputs = append(inputs, st)
+		}
+	}
+	if f, ok := cfg.Stdin.(*os.File); ok && source.ReadsStdin(source.Options{Paths: cfg.Inputs}) {
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+			inputs = append(inputs, st)
+		}
+	}
+	for i, o := range outs {
+		st, err := os.Stat(o.path)
+		for _, in := range inputs {
+			if err == nil && os.SameFile(st, in) {
+				return usage("%s %s is also an input list: trawl would overwrite the URLs it is reading", o.what, o.path)
+			}
+		}
+		for _, other := range outs[:i] {
+			if samePath(o.path, other.path) {
+				return usage("%s and %s both name %s: each file trawl writes needs a name of its own", other.what, o.what, o.path)
+			}
+		}
+	}
+	return nil
+}
+
+// samePath reports whether two paths name one file, existing or not.
+func samePath(a, b string) bool {
+	sa, errA := os.Stat(a)
+	sb, errB := os.Stat(b)
+	if errA == nil && errB == nil {
+		return os.SameFile(sa, sb)
+	}
+	absA, errA := filepath.Abs(a)
+	absB, errB := filepath.Abs(b)
+	return errA == nil && errB == nil && absA == absB
+}
+
 func (r *run) close() {
+	if r.outLock != nil {
+		r.outLock.Release()
+	}
 	if r.logFile != nil {
 		r.logFile.Close()
 	}
@@ -182,6 +307,9 @@ func (r *run) run(ctx context.Context) (res Result, err error) {
 	}
 	r.stats = stats.New(r.started)
 	st := r.stats
+	if r.resume != nil {
+		st.AddEarlier(r.resume.Earlier())
+	}
 	observe := st.Observe
 	if cfg.Observe != nil {
 		observe = func(rec *record.Record) {
@@ -220,7 +348,7 @@ func (r *run) run(ctx context.Context) (res Result, err error) {
 	res.Outcome = outcome
 	report := stats.Report{
 		Snapshot: res.Snapshot, Started: r.started, Finished: time.Now(), ExitCode: exitcode.Of(outErr),
-		Outcome: outcome, Output: outputName(cfg.Output), Resumed: res.Resumed,
+		Outcome: outcome, Output: outputName(cfg.Output),
 	}
 	if r.log != nil {
 		r.log.Info("run finished", "outcome", report.Outcome, "exit_code", report.ExitCode, "urls", res.Snapshot.Records,
@@ -448,9 +576,15 @@ func (r *run) outcome(ctx context.Context, snap stats.Snapshot, complete bool, r
 		}
 		return "interrupted", exitcode.New(exitcode.Interrupted, errors.New("stopped"))
 	}
-	if cfg.MaxFailures.Exceeded(snap.Failed, snap.Records) {
-		return "failures", exitcode.New(exitcode.SomeFailed, fmt.Errorf("%d of %s failed, more than --max-failures %s allows",
-			snap.Failed, plural(snap.Records, "URL"), cfg.MaxFailures))
+	// A resumed run answers for the whole output, not only its own part.
+	whole := snap.Whole()
+	if cfg.MaxFailures.Exceeded(whole.Failed, whole.Records) {
+		where := ""
+		if snap.Earlier.Records > 0 {
+			where = " in the whole output"
+		}
+		return "failures", exitcode.New(exitcode.SomeFailed, fmt.Errorf("%d of %s failed%s, more than --max-failures %s allows",
+			whole.Failed, plural(whole.Records, "URL"), where, cfg.MaxFailures))
 	}
 	return "ok", nil
 }

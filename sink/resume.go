@@ -10,6 +10,7 @@ import (
 	"github.com/trawl-dev/trawl/internal/atomicfile"
 	"github.com/trawl-dev/trawl/internal/redact"
 	"github.com/trawl-dev/trawl/record"
+	"github.com/trawl-dev/trawl/stats"
 )
 
 // ErrInputChanged reports that the input list no longer matches the
@@ -33,8 +34,10 @@ type Resume struct {
 	// Duplicates is the number of records dropped because an earlier
 	// record of the file already covered their index.
 	Duplicates int64
-	// KeptKinds counts the kept records that failed (permanently), by kind.
-	KeptKinds map[record.Kind]int64
+	// KeptKinds counts the kept records that failed (permanently), by
+	// kind, and KeptClasses all kept records by HTTP status class.
+	KeptKinds   map[record.Kind]int64
+	KeptClasses map[string]int64
 	// Torn reports that an incomplete last line was dropped.
 	Torn    bool
 	pending int64 // kept records whose input line has not been seen yet
@@ -53,7 +56,7 @@ type ResumeOptions struct {
 // the resumed run every URL has exactly one record. A missing file means
 // nothing is done yet.
 func LoadResume(path string, opts ResumeOptions) (*Resume, error) {
-	res := &Resume{KeptKinds: map[record.Kind]int64{}}
+	res := &Resume{KeptKinds: map[record.Kind]int64{}, KeptClasses: map[string]int64{}}
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return res, nil
@@ -93,6 +96,7 @@ func LoadResume(path string, opts ResumeOptions) (*Resume, error) {
 			if e.Kind != record.KindNone {
 				res.KeptKinds[e.Kind]++
 			}
+			res.KeptClasses[stats.StatusClass(e.Status)]++
 			keep = append(keep, [2]int64{e.Offset, e.Offset + int64(len(e.Raw))})
 		}
 	}
@@ -133,12 +137,35 @@ func (res *Resume) Done(index int64, u string) (bool, error) {
 	if index < 0 || index >= int64(len(res.hashes)) || res.hashes[index] == 0 {
 		return false, nil
 	}
-	if res.hashes[index] != urlHash(u) {
-		return false, fmt.Errorf("%w: line %d is now %q, not the URL recorded for it", ErrInputChanged, index, redact.URL(u))
+	if _, err := res.Check(index, u); err != nil {
+		return false, err
 	}
 	res.hashes[index] = 0
 	res.pending--
 	return true, nil
+}
+
+// Check reports, without marking anything, whether the input line with
+// this index and URL agrees with the record kept for it: ErrInputChanged
+// when the record there is for another URL. It returns whether a record
+// is kept for the index.
+func (res *Resume) Check(index int64, u string) (bool, error) {
+	if index < 0 || index >= int64(len(res.hashes)) || res.hashes[index] == 0 {
+		return false, nil
+	}
+	if res.hashes[index] != urlHash(u) {
+		return false, fmt.Errorf("%w: line %d is now %q, not the URL recorded for it", ErrInputChanged, index, redact.URL(u))
+	}
+	return true, nil
+}
+
+// Earlier returns the kept records' figures, for the whole output's stats.
+func (res *Resume) Earlier() stats.Earlier {
+	var failed int64
+	for _, n := range res.KeptKinds {
+		failed += n
+	}
+	return stats.Earlier{Records: res.Kept, Failed: failed, ByKind: res.KeptKinds, ByClass: res.KeptClasses}
 }
 
 // Unmatched returns how many kept records no input line has asked about;

@@ -15,12 +15,33 @@ import (
 
 // Output is where records go: a file or standard output, behind a buffer.
 type Output struct {
-	w       io.Writer
-	f       *os.File // nil for standard output and atomic files
-	atomic  *atomicfile.File
-	regular bool // only regular files can be fsynced
-	name    string
-	bw      *bufio.Writer
+	w        io.Writer
+	f        *os.File // nil for standard output and atomic files
+	atomic   *atomicfile.File
+	regular  bool // only regular files can be fsynced
+	name     string
+	bw       *bufio.Writer
+	accepted int64           // bytes handed to Write
+	under    *countingWriter // what the buffer passed on to the file
+}
+
+// countingWriter counts the bytes its writer accepted.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// newOutput puts a buffer of size bytes in front of w, counting what gets
+// through it.
+func newOutput(w io.Writer, name string, size int) *Output {
+	cw := &countingWriter{w: w}
+	return &Output{w: w, name: name, under: cw, bw: bufio.NewWriterSize(cw, size)}
 }
 
 // OutputOptions says how to open a file output.
@@ -37,7 +58,7 @@ type OutputOptions struct {
 // a typo in -o costs nothing.
 func Create(path string, stdout io.Writer, opts OutputOptions) (*Output, error) {
 	if path == "" || path == "-" {
-		return &Output{w: stdout, name: "standard output", bw: bufio.NewWriterSize(stdout, 64<<10)}, nil
+		return newOutput(stdout, "standard output", 64<<10), nil
 	}
 	if st, err := os.Stat(path); err == nil && st.IsDir() {
 		return nil, fmt.Errorf("cannot write output to %s: it is a directory", path)
@@ -48,7 +69,9 @@ func Create(path string, stdout io.Writer, opts OutputOptions) (*Output, error) 
 			return nil, fmt.Errorf("cannot create output file: %w", err)
 		}
 		// atomicfile buffers; a second buffer here would only copy twice.
-		return &Output{w: af, atomic: af, name: path, bw: bufio.NewWriterSize(af, 4<<10)}, nil
+		o := newOutput(af, path, 4<<10)
+		o.atomic = af
+		return o, nil
 	}
 	flags := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
 	if opts.Append {
@@ -62,11 +85,26 @@ func Create(path string, stdout io.Writer, opts OutputOptions) (*Output, error) 
 	if st, err := f.Stat(); err == nil {
 		regular = st.Mode().IsRegular()
 	}
-	return &Output{w: f, f: f, regular: regular, name: path, bw: bufio.NewWriterSize(f, 256<<10)}, nil
+	o := newOutput(f, path, 256<<10)
+	o.f, o.regular = f, regular
+	return o, nil
 }
 
 // Write buffers p.
-func (o *Output) Write(p []byte) (int, error) { return o.bw.Write(p) }
+func (o *Output) Write(p []byte) (int, error) {
+	n, err := o.bw.Write(p)
+	o.accepted += int64(n)
+	return n, err
+}
+
+// Accepted returns how many bytes were handed to Write, and Written how
+// many of them the file took: a record is written once the bytes up to its
+// end are. (For --atomic, the file is the temporary one, which becomes the
+// output only when the run completes.)
+func (o *Output) Accepted() int64 { return o.accepted }
+
+// Written returns how many bytes got through the buffer to the file.
+func (o *Output) Written() int64 { return o.under.n }
 
 // Flush writes buffered data to the file.
 func (o *Output) Flush() error {
@@ -119,6 +157,14 @@ type Flusher interface {
 	Flush() error
 }
 
+// tracker is a Flusher that says how far its bytes got, so that a record
+// counts as written only once it is in the file, not merely in a buffer
+// that a failing disk will never take.
+type tracker interface {
+	Accepted() int64
+	Written() int64
+}
+
 // Options configures Run.
 type Options struct {
 	// FlushEvery is the longest time a written record may sit in a buffer.
@@ -130,7 +176,9 @@ type Options struct {
 // Run writes every record received from in with enc, flushing enc and out
 // every opts.FlushEvery and once in is closed. It returns the first write
 // error, or ctx's error if ctx ends first; the caller must then stop the
-// stages feeding in, since nobody reads it any more.
+// stages feeding in, since nobody reads it any more. Observe sees a record
+// once the output has taken its bytes, so that after a failed write the
+// figures count only what was written.
 func Run(ctx context.Context, in <-chan *record.Record, enc Encoder, out Flusher, opts Options) error {
 	every := opts.FlushEvery
 	if every <= 0 {
@@ -138,6 +186,33 @@ func Run(ctx context.Context, in <-chan *record.Record, enc Encoder, out Flusher
 	}
 	ticker := time.NewTicker(every)
 	defer ticker.Stop()
+	observe := opts.Observe
+	if observe == nil {
+		observe = func(*record.Record) {}
+	}
+	track, _ := out.(tracker)
+	type waiting struct {
+		r   *record.Record
+		end int64 // the output offset just past the record
+	}
+	var pending []waiting
+	// settle observes the records whose bytes the file has taken.
+	settle := func() {
+		if track == nil {
+			return
+		}
+		written := track.Written()
+		n := 0
+		for n < len(pending) && pending[n].end <= written {
+			observe(pending[n].r)
+			n++
+		}
+		if n > 0 {
+			rest := copy(pending, pending[n:])
+			clear(pending[rest:])
+			pending = pending[:rest]
+		}
+	}
 	dirty := false
 	flush := func() error {
 		if !dirty {
@@ -147,7 +222,9 @@ func Run(ctx context.Context, in <-chan *record.Record, enc Encoder, out Flusher
 		if err := enc.Flush(); err != nil {
 			return fmt.Errorf("cannot write records: %w", err)
 		}
-		return out.Flush()
+		err := out.Flush()
+		settle()
+		return err
 	}
 	for {
 		select {
@@ -157,12 +234,22 @@ func Run(ctx context.Context, in <-chan *record.Record, enc Encoder, out Flusher
 				return flush()
 			}
 			if err := enc.Encode(r); err != nil {
+				settle() // what got through before the failure was written
 				return fmt.Errorf("cannot write records: %w", err)
 			}
 			dirty = true
-			if opts.Observe != nil {
-				opts.Observe(r)
+			if track == nil {
+				observe(r)
+				continue
 			}
+			// A CSV writer buffers rows of its own; what it holds must
+			// reach out before the record's end offset means anything.
+			if err := enc.Flush(); err != nil {
+				settle()
+				return fmt.Errorf("cannot write records: %w", err)
+			}
+			pending = append(pending, waiting{r: r, end: track.Accepted()})
+			settle()
 		case <-ticker.C:
 			if err := flush(); err != nil {
 				return err

@@ -307,3 +307,67 @@ func TestFileFields(t *testing.T) {
 		t.Fatalf("got %s", buf.String())
 	}
 }
+
+// fullAfter takes n bytes, then fails like a full disk.
+type fullAfter struct {
+	n   int
+	got bytes.Buffer
+}
+
+func (f *fullAfter) Write(p []byte) (int, error) {
+	room := f.n - f.got.Len()
+	if room <= 0 {
+		return 0, errors.New("no space left on device")
+	}
+	if len(p) > room {
+		f.got.Write(p[:room])
+		return room, errors.New("no space left on device")
+	}
+	return f.got.Write(p)
+}
+
+// TestRunCountsOnlyWrittenRecords fills the disk mid-run: the records
+// observed (which the summary counts) must be exactly those whose whole
+// line reached the file, not those still in the buffer.
+func TestRunCountsOnlyWrittenRecords(t *testing.T) {
+	for _, format := range []Format{JSONL, CSV} {
+		t.Run(string(format), func(t *testing.T) {
+			disk := &fullAfter{n: 100000}
+			out := newOutput(disk, "disk", 4096)
+			enc, err := NewEncoder(format, out, record.Layout{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := make(chan *record.Record)
+			go func() {
+				defer close(in)
+				for i := range 5000 {
+					r := okRecord()
+					r.Index = int64(i)
+					select {
+					case in <- r:
+					case <-t.Context().Done():
+						return
+					}
+				}
+			}()
+			var observed int
+			err = Run(t.Context(), in, enc, out, Options{FlushEvery: time.Millisecond, Observe: func(*record.Record) { observed++ }})
+			if err == nil {
+				t.Fatal("a full disk went unnoticed")
+			}
+			for range in {
+			}
+			complete := strings.Count(disk.got.String(), "\n")
+			if format == CSV {
+				complete-- // the header row
+			}
+			if observed != complete {
+				t.Fatalf("%d records counted, %d complete lines in the file", observed, complete)
+			}
+			if complete == 0 || complete >= 5000 {
+				t.Fatalf("%d lines written: the test proves nothing", complete)
+			}
+		})
+	}
+}

@@ -88,34 +88,49 @@ func ReadsStdin(opts Options) bool {
 // length cannot be known in advance.
 func Count(ctx context.Context, opts Options) (int64, error) {
 	var n int64
+	err := Lines(ctx, opts, func(int64, string) error { n++; return nil })
+	return n, err
+}
+
+// Lines calls fn with the index and text of every URL line of the named
+// files, in order, without parsing them: a cheap pass that checks a list
+// before the run proper reads it. It fails for standard input, which
+// cannot be read twice.
+func Lines(ctx context.Context, opts Options, fn func(index int64, line string) error) error {
+	var index int64
 	for _, p := range opts.paths() {
 		if p == StdinName {
-			return 0, errors.New("cannot count lines of standard input")
+			return errors.New("cannot read standard input twice")
 		}
 		f, err := os.Open(p)
 		if err != nil {
-			return 0, fmt.Errorf("cannot read URL list: %w", err)
+			return fmt.Errorf("cannot read URL list: %w", err)
 		}
 		lr := newLineReader(f)
 		for {
 			if ctx.Err() != nil {
 				f.Close()
-				return 0, ctx.Err()
+				return ctx.Err()
 			}
-			line, _, err := lr.next()
+			line, size, err := lr.next()
 			if err != nil {
 				f.Close()
 				if errors.Is(err, io.EOF) {
 					break
 				}
-				return 0, fmt.Errorf("cannot read URL list %s: %w", p, err)
+				return fmt.Errorf("cannot read URL list %s: %w", p, err)
 			}
-			if isURLLine(line) {
-				n++
+			if !isURLLine(line) {
+				continue
 			}
+			if err := fn(index, lineText(line, size)); err != nil {
+				f.Close()
+				return err
+			}
+			index++
 		}
 	}
-	return n, nil
+	return nil
 }
 
 // Read streams one record per URL line on the returned channel, which is
@@ -236,22 +251,30 @@ func readOne(ctx context.Context, r io.Reader, index *int64, skip func(*record.R
 // size is the full length of the line, which may exceed len(line) when the
 // line was cut short while reading.
 func fill(rec *record.Record, line []byte, size int) {
+	rec.URL = lineText(line, size)
 	if size > MaxURLBytes {
-		kept := line
-		if len(kept) > keptBytes {
-			kept = kept[:keptBytes]
-		}
-		rec.URL = string(bytes.ToValidUTF8(kept, []byte("\uFFFD"))) + "…"
 		rec.Fail(record.KindInvalidURL, fmt.Errorf("line is %d bytes long; URLs longer than %d bytes are not fetched", size, MaxURLBytes))
 		return
 	}
-	rec.URL = string(line)
 	u, err := ParseURL(rec.URL)
 	if err != nil {
 		rec.Fail(record.KindInvalidURL, err)
 		return
 	}
 	rec.Target = u
+}
+
+// lineText is what a record's URL says for a line: the line itself, or for
+// an over-long line its beginning and an ellipsis.
+func lineText(line []byte, size int) string {
+	if size <= MaxURLBytes {
+		return string(line)
+	}
+	kept := line
+	if len(kept) > keptBytes {
+		kept = kept[:keptBytes]
+	}
+	return string(bytes.ToValidUTF8(kept, []byte("\uFFFD"))) + "…"
 }
 
 // isURLLine reports whether a trimmed line counts as a URL line.

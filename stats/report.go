@@ -26,11 +26,32 @@ type Report struct {
 	Outcome string
 	// Output is the records file ("-" for standard output).
 	Output string
-	// Resumed is the number of records an earlier run had already written.
-	Resumed int64
 }
 
-// jsonReport fixes the JSON layout, which scripts depend on.
+// jsonCounts are the figures of a set of records.
+type jsonCounts struct {
+	URLs          int64            `json:"urls"`
+	OK            int64            `json:"ok"`
+	Failed        int64            `json:"failed"`
+	StatusClasses map[string]int64 `json:"status_classes"`
+	ErrorKinds    map[string]int64 `json:"error_kinds"`
+}
+
+func countsOf(t Totals) jsonCounts {
+	classes := make(map[string]int64)
+	for _, c := range StatusClasses() {
+		classes[c] = t.ByClass[c]
+	}
+	kinds := make(map[string]int64)
+	for _, k := range record.Kinds() {
+		kinds[string(k)] = t.ByKind[k]
+	}
+	return jsonCounts{URLs: t.Records, OK: t.OK, Failed: t.Failed, StatusClasses: classes, ErrorKinds: kinds}
+}
+
+// jsonReport fixes the JSON layout, which scripts depend on. Version 2:
+// the top-level counts describe the whole output, records kept from
+// earlier runs (--resume) included; this_run has this run's alone.
 type jsonReport struct {
 	Version       int              `json:"version"`
 	Started       time.Time        `json:"started"`
@@ -45,6 +66,7 @@ type jsonReport struct {
 	Resumed       int64            `json:"resumed"`
 	StatusClasses map[string]int64 `json:"status_classes"`
 	ErrorKinds    map[string]int64 `json:"error_kinds"`
+	ThisRun       jsonCounts       `json:"this_run"`
 	Retries       int64            `json:"retries"`
 	Bytes         int64            `json:"bytes"`
 	URLsPerSecond float64          `json:"urls_per_second"`
@@ -53,29 +75,24 @@ type jsonReport struct {
 
 // JSON renders the report as an indented JSON document.
 func (r Report) JSON() ([]byte, error) {
-	classes := make(map[string]int64)
-	for _, c := range StatusClasses() {
-		classes[c] = r.ByClass[c]
-	}
-	kinds := make(map[string]int64)
-	for _, k := range record.Kinds() {
-		kinds[string(k)] = r.ByKind[k]
-	}
+	whole := countsOf(r.Whole())
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	out, err := json.MarshalIndent(jsonReport{
-		Version:       1,
+		Version:       2,
 		Started:       r.Started.UTC(),
 		Finished:      r.Finished.UTC(),
 		DurationSec:   r.Finished.Sub(r.Started).Seconds(),
 		Outcome:       r.Outcome,
 		ExitCode:      r.ExitCode,
 		Output:        r.Output,
-		URLs:          r.Records,
-		OK:            r.OK,
-		Failed:        r.Failed,
-		Resumed:       r.Resumed,
-		StatusClasses: classes,
-		ErrorKinds:    kinds,
+		URLs:          whole.URLs,
+		OK:            whole.OK,
+		Failed:        whole.Failed,
+		Resumed:       r.Earlier.Records,
+		StatusClasses: whole.StatusClasses,
+		ErrorKinds:    whole.ErrorKinds,
+		ThisRun: countsOf(Totals{Records: r.Records, OK: r.OK, Failed: r.Failed,
+			ByKind: r.ByKind, ByClass: r.ByClass}),
 		Retries:       r.Retries,
 		Bytes:         r.Bytes,
 		URLsPerSecond: r.Rate(),
@@ -112,20 +129,24 @@ func (r Report) Prometheus() []byte {
 	metric("trawl_last_run_success", "1 if the last run exited 0, else 0.", one(success))
 	metric("trawl_last_run_exit_code", "Exit status of the last run.", one(float64(r.ExitCode)))
 	metric("trawl_last_run_duration_seconds", "Wall time of the last run.", one(r.Finished.Sub(r.Started).Seconds()))
-	metric("trawl_last_run_urls", "URLs the last run wrote records for, by result.", map[string]float64{
+	whole := r.Whole()
+	metric("trawl_last_run_urls", "Records in the last run's output by result, those kept from earlier runs (--resume) included.", map[string]float64{
+		`{result="ok"}`: float64(whole.OK), `{result="failed"}`: float64(whole.Failed),
+	})
+	metric("trawl_last_run_this_run_urls", "Records the last run itself wrote, by result.", map[string]float64{
 		`{result="ok"}`: float64(r.OK), `{result="failed"}`: float64(r.Failed),
 	})
-	metric("trawl_last_run_resumed_urls", "URLs an earlier run had already done.", one(float64(r.Resumed)))
+	metric("trawl_last_run_resumed_urls", "URLs an earlier run had already done.", one(float64(r.Earlier.Records)))
 	classes := map[string]float64{}
 	for _, c := range StatusClasses() {
-		classes[fmt.Sprintf(`{class=%q}`, c)] = float64(r.ByClass[c])
+		classes[fmt.Sprintf(`{class=%q}`, c)] = float64(whole.ByClass[c])
 	}
-	metric("trawl_last_run_responses", "Records of the last run by HTTP status class (none: no response).", classes)
+	metric("trawl_last_run_responses", "Records of the last run's output by HTTP status class (none: no response).", classes)
 	kinds := map[string]float64{}
 	for _, k := range record.Kinds() {
-		kinds[fmt.Sprintf(`{kind=%q}`, k)] = float64(r.ByKind[k])
+		kinds[fmt.Sprintf(`{kind=%q}`, k)] = float64(whole.ByKind[k])
 	}
-	metric("trawl_last_run_errors", "Failed records of the last run by error kind.", kinds)
+	metric("trawl_last_run_errors", "Failed records of the last run's output by error kind.", kinds)
 	metric("trawl_last_run_retries", "Retries sent in the last run.", one(float64(r.Retries)))
 	metric("trawl_last_run_bytes", "Body bytes received in the last run.", one(float64(r.Bytes)))
 	metric("trawl_last_run_latency_seconds", "Per-URL latency quantiles of the last run.", map[string]float64{

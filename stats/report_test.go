@@ -21,8 +21,10 @@ func sampleReport() Report {
 	slow := &record.Record{Attempts: 3, Duration: time.Second}
 	slow.Fail(record.KindTimeout, errors.New("slow"))
 	s.Observe(slow)
+	// An earlier run had left 7 records, one of them failed.
+	s.AddEarlier(Earlier{Records: 7, Failed: 1, ByKind: map[record.Kind]int64{record.KindInvalidURL: 1}, ByClass: map[string]int64{"2xx": 6, "none": 1}})
 	end := start.Add(2 * time.Second)
-	return Report{Snapshot: s.Snapshot(end), Started: start, Finished: end, ExitCode: 3, Outcome: "failures", Output: "out.jsonl", Resumed: 7}
+	return Report{Snapshot: s.Snapshot(end), Started: start, Finished: end, ExitCode: 3, Outcome: "failures", Output: "out.jsonl"}
 }
 
 func TestReportJSON(t *testing.T) {
@@ -41,20 +43,31 @@ func TestReportJSON(t *testing.T) {
 		Duration      float64          `json:"duration_seconds"`
 		StatusClasses map[string]int64 `json:"status_classes"`
 		ErrorKinds    map[string]int64 `json:"error_kinds"`
-		Retries       int64            `json:"retries"`
-		Latency       map[string]float64
+		ThisRun       struct {
+			URLs       int64            `json:"urls"`
+			OK         int64            `json:"ok"`
+			Failed     int64            `json:"failed"`
+			ErrorKinds map[string]int64 `json:"error_kinds"`
+		} `json:"this_run"`
+		Retries int64 `json:"retries"`
+		Latency map[string]float64
 	}
 	if err := json.Unmarshal(b, &got); err != nil {
 		t.Fatalf("invalid JSON: %v\n%s", err, b)
 	}
-	if got.Version != 1 || got.Outcome != "failures" || got.ExitCode != 3 || got.URLs != 3 || got.OK != 1 || got.Failed != 2 ||
+	// The top level is the whole output: 3 records of this run and 7
+	// kept from the earlier one.
+	if got.Version != 2 || got.Outcome != "failures" || got.ExitCode != 3 || got.URLs != 10 || got.OK != 7 || got.Failed != 3 ||
 		got.Resumed != 7 || got.Duration != 2 || got.Retries != 2 {
 		t.Fatalf("report: %+v", got)
 	}
-	if got.StatusClasses["2xx"] != 1 || got.StatusClasses["4xx"] != 1 || got.StatusClasses["none"] != 1 || got.StatusClasses["5xx"] != 0 {
+	if got.ThisRun.URLs != 3 || got.ThisRun.OK != 1 || got.ThisRun.Failed != 2 || got.ThisRun.ErrorKinds["invalid_url"] != 0 {
+		t.Fatalf("this run: %+v", got.ThisRun)
+	}
+	if got.StatusClasses["2xx"] != 7 || got.StatusClasses["4xx"] != 1 || got.StatusClasses["none"] != 2 || got.StatusClasses["5xx"] != 0 {
 		t.Fatalf("classes: %v", got.StatusClasses)
 	}
-	if got.ErrorKinds["timeout"] != 1 || got.ErrorKinds["http_status"] != 1 || got.ErrorKinds["dns"] != 0 {
+	if got.ErrorKinds["timeout"] != 1 || got.ErrorKinds["http_status"] != 1 || got.ErrorKinds["invalid_url"] != 1 || got.ErrorKinds["dns"] != 0 {
 		t.Fatalf("kinds: %v", got.ErrorKinds)
 	}
 	if !strings.Contains(string(b), `"started": "2026-11-27T03:00:00Z"`) {
@@ -68,7 +81,10 @@ func TestReportPrometheus(t *testing.T) {
 		"# TYPE trawl_last_run_success gauge\ntrawl_last_run_success 0\n",
 		"trawl_last_run_timestamp_seconds 1795748402\n",
 		"trawl_last_run_exit_code 3\n",
-		`trawl_last_run_urls{result="failed"} 2` + "\n",
+		`trawl_last_run_urls{result="failed"} 3` + "\n",
+		`trawl_last_run_this_run_urls{result="failed"} 2` + "\n",
+		"trawl_last_run_resumed_urls 7\n",
+		`trawl_last_run_errors{kind="invalid_url"} 1` + "\n",
 		`trawl_last_run_responses{class="4xx"} 1` + "\n",
 		`trawl_last_run_errors{kind="timeout"} 1` + "\n",
 		`trawl_last_run_latency_seconds{quantile="0.99"} 1.0`,

@@ -15,9 +15,19 @@ import (
 	"github.com/trawl-dev/trawl/record"
 )
 
+// Earlier is what an output being resumed already holds from earlier
+// runs: those records count in the whole output's figures.
+type Earlier struct {
+	Records int64
+	Failed  int64
+	ByKind  map[record.Kind]int64
+	ByClass map[string]int64
+}
+
 // Stats accumulates counters for one run. It is safe for concurrent use.
 type Stats struct {
 	mu      sync.Mutex
+	earlier Earlier
 	start   time.Time
 	records int64
 	ok      int64
@@ -31,6 +41,14 @@ type Stats struct {
 // New starts accounting at start.
 func New(start time.Time) *Stats {
 	return &Stats{start: start, byKind: make(map[record.Kind]int64), byClass: make(map[string]int64)}
+}
+
+// AddEarlier counts records an earlier run wrote into the output this run
+// continues.
+func (s *Stats) AddEarlier(e Earlier) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.earlier = e
 }
 
 // Observe accounts for one finished record.
@@ -53,8 +71,11 @@ func (s *Stats) Observe(r *record.Record) {
 	}
 }
 
-// Snapshot is a consistent copy of the counters at one moment.
+// Snapshot is a consistent copy of the counters at one moment. Records,
+// OK, Failed, ByKind and ByClass are this run's; Earlier holds what an
+// output being resumed already had, and Whole adds the two.
 type Snapshot struct {
+	Earlier Earlier
 	Records int64
 	OK      int64
 	Failed  int64
@@ -73,6 +94,7 @@ func (s *Stats) Snapshot(now time.Time) Snapshot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	snap := Snapshot{
+		Earlier: s.earlier,
 		Records: s.records,
 		OK:      s.ok,
 		Failed:  s.records - s.ok,
@@ -92,6 +114,38 @@ func (s *Stats) Snapshot(now time.Time) Snapshot {
 		snap.ByClass[k] = v
 	}
 	return snap
+}
+
+// Totals are the counts of a whole output.
+type Totals struct {
+	Records int64
+	OK      int64
+	Failed  int64
+	ByKind  map[record.Kind]int64
+	ByClass map[string]int64
+}
+
+// Whole returns the figures of the whole output: this run's records and
+// those an earlier run left in the output being resumed.
+func (s Snapshot) Whole() Totals {
+	t := Totals{
+		Records: s.Records + s.Earlier.Records,
+		Failed:  s.Failed + s.Earlier.Failed,
+		ByKind:  map[record.Kind]int64{},
+		ByClass: map[string]int64{},
+	}
+	t.OK = t.Records - t.Failed
+	for _, m := range []map[record.Kind]int64{s.ByKind, s.Earlier.ByKind} {
+		for k, v := range m {
+			t.ByKind[k] += v
+		}
+	}
+	for _, m := range []map[string]int64{s.ByClass, s.Earlier.ByClass} {
+		for k, v := range m {
+			t.ByClass[k] += v
+		}
+	}
+	return t
 }
 
 // StatusClass names the class of an HTTP status: "2xx" and so on, or
@@ -114,23 +168,43 @@ func (s Snapshot) Rate() float64 {
 	return float64(s.Records) / s.Elapsed.Seconds()
 }
 
-// Summary renders the snapshot as the few lines printed at the end of a run.
+// Summary renders the snapshot as the few lines printed at the end of a
+// run: this run's figures, and when it continued an earlier output, the
+// whole output's.
 func (s Snapshot) Summary() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d URLs in %s (%.1f URLs/s): %d ok, %d failed",
-		s.Records, s.Elapsed.Round(time.Millisecond), s.Rate(), s.OK, s.Failed)
-	if s.Failed > 0 {
-		var parts []string
-		for _, k := range record.Kinds() {
-			if n := s.ByKind[k]; n > 0 {
-				parts = append(parts, fmt.Sprintf("%s %d", k, n))
-			}
-		}
-		fmt.Fprintf(&b, " (%s)", strings.Join(parts, ", "))
-	}
+	fmt.Fprintf(&b, "%s in %s (%.1f URLs/s): %d ok, %d failed%s",
+		plural(s.Records, "URL"), s.Elapsed.Round(time.Millisecond), s.Rate(), s.OK, s.Failed, kinds(s.Failed, s.ByKind))
 	fmt.Fprintf(&b, "\nretries %d, %s received, latency p50 %s p95 %s p99 %s\n",
 		s.Retries, FormatBytes(s.Bytes), roundLatency(s.P50), roundLatency(s.P95), roundLatency(s.P99))
+	if s.Earlier.Records > 0 {
+		w := s.Whole()
+		fmt.Fprintf(&b, "whole output: %s, %d from earlier runs: %d ok, %d failed%s\n",
+			plural(w.Records, "record"), s.Earlier.Records, w.OK, w.Failed, kinds(w.Failed, w.ByKind))
+	}
 	return b.String()
+}
+
+// kinds lists the failures by kind, in the documented order.
+func kinds(failed int64, byKind map[record.Kind]int64) string {
+	if failed == 0 {
+		return ""
+	}
+	var parts []string
+	for _, k := range record.Kinds() {
+		if n := byKind[k]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", k, n))
+		}
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
+}
+
+// plural writes n and the noun, with an s unless n is 1.
+func plural(n int64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func roundLatency(d time.Duration) time.Duration {

@@ -56,3 +56,30 @@ func trimNewline(b []byte) []byte {
 	}
 	return b
 }
+
+// Hold takes the lock on an existing file without changing its content,
+// for files that are data rather than lock files (an output being
+// resumed). It returns an error wrapping ErrLocked when another process
+// holds it.
+func Hold(path string) (*Lock, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, fmt.Errorf("cannot lock %s: %w", path, err)
+	}
+	if err := tryLock(f); err != nil {
+		f.Close()
+		if errors.Is(err, ErrLocked) {
+			return nil, fmt.Errorf("%s: %w", path, ErrLocked)
+		}
+		return nil, fmt.Errorf("cannot lock %s: %w", path, err)
+	}
+	return &Lock{f: f}, nil
+}
+
+// Holds reports whether the lock is still on the file now at path: a file
+// replaced by a rename is another file, with a lock of its own.
+func (l *Lock) Holds(path string) bool {
+	held, err1 := l.f.Stat()
+	now, err2 := os.Stat(path)
+	return err1 == nil && err2 == nil && os.SameFile(held, now)
+}
