@@ -367,6 +367,7 @@ func (s *settings) resolve(inputs []string, registry *transform.Registry) (*Conf
 	}
 	window := p.intAtLeast(optReorderWindow, 0)
 	c.FetchStage.Window, c.TransformStage.Window = window, window
+	c.ReorderMemory = p.size(optReorderMemory)
 
 	fo := fetch.Options{Concurrency: c.FetchStage.Workers}
 	fo.Timeout = p.duration(optTimeout, true)

@@ -61,6 +61,7 @@ const (
 	optTransformOrder       = "transform-order"
 	optUnordered            = "unordered"
 	optReorderWindow        = "reorder-window"
+	optReorderMemory        = "reorder-memory"
 	optTimeout              = "timeout"
 	optConnectTimeout       = "connect-timeout"
 	optRetries              = "retries"
@@ -130,7 +131,8 @@ func optionTable(version string) []option {
 		{optFetchOrder, "", kindString, "input", "fetch stage output `order`: input or completion", "Concurrency"},
 		{optTransformOrder, "", kindString, "input", "transform stage output `order`: input or completion", "Concurrency"},
 		{optUnordered, "", kindBool, "false", "both stages in completion order (records leave as they finish)", "Concurrency"},
-		{optReorderWindow, "", kindInt, "0", "in input order, how many records a stage may start ahead of the oldest unfinished one (0 = automatic: 4096 without transforms, else 4 per worker)", "Concurrency"},
+		{optReorderWindow, "", kindInt, "0", "in input order, how many records a stage may hold behind the oldest unfinished one (0 = automatic: 16 per worker, at least 4096)", "Concurrency"},
+		{optReorderMemory, "", kindSize, "64MiB", "in input order, how many bytes of bodies and results a stage may hold behind the oldest unfinished one (0 = no limit but the record count)", "Concurrency"},
 
 		{optTimeout, "", kindDuration, "30s", "per-attempt limit for connecting, headers and body", "HTTP"},
 		{optConnectTimeout, "", kindDuration, "10s", "limit for the TCP connect and TLS handshake", "HTTP"},

@@ -285,18 +285,16 @@ type storeAdapter struct{ dir *sink.Dir }
 
 func (s storeAdapter) Create(r *record.Record) (fetch.BodyFile, error) { return s.dir.Create(r) }
 
-// autoWindow is the input-order reorder window when none is set. Records
-// that wait for a slow one ahead of them carry no body when nothing will
-// transform them, and then cost a few hundred bytes each: a window of 4096
-// lets fetching go on at full speed behind a URL that takes 500 ms (1% of
-// such URLs cost input order 95% of its throughput with a window of 32).
-// Records that carry bodies are held to 4 per worker.
-func autoWindow(workers int, bodiless bool) int {
-	if bodiless {
-		return max(4096, workers)
-	}
-	return 4 * max(workers, 1)
-}
+// autoWindow is the reorder window when none is set: 16 records per
+// worker, at least 4096. The window is a count; what the held records
+// weigh is bounded apart, by ReorderMemory. Behind a URL that takes 500 ms,
+// 32 workers fetching 1 KiB pages finish about 2,000 others, which must
+// all be held for input order to lose nothing; 1,000 workers behind 50 ms
+// hosts keep about 1,000 in flight and as many waiting.
+func autoWindow(workers int) int { return max(4096, 16*workers) }
+
+// footprint is what a record held in a stage's window weighs.
+func footprint(r *record.Record) int64 { return r.Footprint() }
 
 // run executes the stages and decides the outcome.
 func (r *run) run(ctx context.Context) (res Result, err error) {
@@ -483,13 +481,15 @@ func (r *run) stream(ctx context.Context, observe func(*record.Record)) (complet
 	records, readErr := source.Read(sourceCtx, input)
 	fetchWindow := cfg.FetchStage.Window
 	if fetchWindow == 0 {
-		fetchWindow = autoWindow(cfg.FetchStage.Workers, chain.Len() == 0)
+		fetchWindow = autoWindow(cfg.FetchStage.Workers)
 	}
 	fetched := stage.Map(abortCtx, workCtx, records, stage.Options[*record.Record, *record.Record]{
-		Workers: cfg.FetchStage.Workers,
-		Order:   cfg.FetchStage.Order,
-		Window:  fetchWindow,
-		Gate:    hostGate{th},
+		Workers:     cfg.FetchStage.Workers,
+		Order:       cfg.FetchStage.Order,
+		Window:      fetchWindow,
+		WindowBytes: cfg.ReorderMemory,
+		Size:        footprint,
+		Gate:        hostGate{th},
 		// Read-ahead URLs are dropped, not cancelled, on a stop.
 		Stop: ctx.Done(),
 	}, func(ctx context.Context, rec *record.Record) *record.Record {
@@ -503,12 +503,14 @@ func (r *run) stream(ctx context.Context, observe func(*record.Record)) (complet
 		// Without transforms the stage would only pass records along.
 		transformWindow := cfg.TransformStage.Window
 		if transformWindow == 0 {
-			transformWindow = autoWindow(cfg.TransformStage.Workers, false)
+			transformWindow = autoWindow(cfg.TransformStage.Workers)
 		}
 		transformed = stage.Map(abortCtx, workCtx, fetched, stage.Options[*record.Record, *record.Record]{
-			Workers: cfg.TransformStage.Workers,
-			Order:   cfg.TransformStage.Order,
-			Window:  transformWindow,
+			Workers:     cfg.TransformStage.Workers,
+			Order:       cfg.TransformStage.Order,
+			Window:      transformWindow,
+			WindowBytes: cfg.ReorderMemory,
+			Size:        footprint,
 		}, func(ctx context.Context, rec *record.Record) *record.Record {
 			if !rec.CopyPending {
 				chain.Apply(ctx, rec)

@@ -149,3 +149,66 @@ func (r *Record) ErrorText() string {
 	}
 	return r.Err.Error()
 }
+
+// recordOverhead approximates what a record costs beyond the bytes its
+// strings and slices point at: the struct itself, its parsed URL, the
+// header map's skeleton and the allocator's rounding.
+const recordOverhead = 1024
+
+// Footprint estimates the memory a record holds: its fixed overhead, its
+// strings, its body and headers, and its transform outputs. Windows and
+// caches that hold records are bounded by it.
+func (r *Record) Footprint() int64 {
+	n := int64(recordOverhead + len(r.URL) + len(r.FinalURL) + len(r.Proto) + len(r.ContentType) + len(r.File) + len(r.FileSHA256))
+	n += int64(cap(r.Body))
+	for k, vs := range r.Header {
+		n += int64(len(k)) + 32
+		for _, v := range vs {
+			n += int64(len(v)) + 16
+		}
+	}
+	if r.Err != nil {
+		n += 64 + int64(len(r.Err.Error()))
+	}
+	for _, v := range r.Values {
+		n += ValueFootprint(v)
+	}
+	return n
+}
+
+// ValueFootprint estimates the memory a transform output holds, counting
+// each string, slice element and map entry with Go's per-value overhead.
+func ValueFootprint(v any) int64 {
+	const iface = 16 // an interface value
+	switch x := v.(type) {
+	case nil:
+		return iface
+	case string:
+		return iface + 16 + int64(len(x))
+	case []string:
+		n := int64(iface + 24)
+		for _, s := range x {
+			n += 16 + int64(len(s))
+		}
+		return n
+	case []any:
+		n := int64(iface + 24)
+		for _, e := range x {
+			n += ValueFootprint(e)
+		}
+		return n
+	case map[string]any:
+		n := int64(iface + 48)
+		for k, e := range x {
+			n += 16 + int64(len(k)) + ValueFootprint(e) + 16
+		}
+		return n
+	case map[string][]string:
+		n := int64(iface + 48)
+		for k, e := range x {
+			n += 16 + int64(len(k)) + ValueFootprint(e) + 16
+		}
+		return n
+	}
+	return iface + 16
+}
