@@ -1,0 +1,700 @@
+// Package lean is trawl's HTTP client engine for bulk fetching. HTTP/1.1
+// is implemented here and runs synchronously on the caller's goroutine:
+// one write and one read per request on a pooled connection, buffers
+// reused, no goroutines or channel handoffs per request. When a server
+// negotiates HTTP/2 (ALPN), the connection the engine dialed is handed to
+// golang.org/x/net/http2, so dialing, the address policy and pooling have
+// one path for both protocols.
+//
+// Do sends one request and returns one response: redirects, retries,
+// cookies and limits belong to the caller.
+package lean
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// DialFunc connects to a network address.
+type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// Options configures a Client.
+type Options struct {
+	// DialTarget connects to the host a URL names; the caller's address
+	// policy and --resolve mapping live in it. DialProxy connects to a
+	// proxy, which the policy exempts.
+	DialTarget DialFunc
+	DialProxy  DialFunc
+	// Proxy returns the proxy for a URL, or nil for a direct connection.
+	Proxy func(*url.URL) (*url.URL, error)
+	// TLS is the base TLS configuration, cloned for each host.
+	TLS *tls.Config
+	// HTTP2 offers h2 during the TLS handshake; H2 is the transport whose
+	// settings the HTTP/2 connections use.
+	HTTP2 bool
+	H2    *http2.Transport
+	// HandshakeTimeout bounds the TLS handshake (and a proxy's CONNECT).
+	HandshakeTimeout time.Duration
+	// MaxIdlePerHost bounds the idle connections kept for one host.
+	MaxIdlePerHost int
+	// IdleTimeout closes connections idle longer than this.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds a response's status line and headers.
+	MaxHeaderBytes int
+	// OnConn, when set, is called with the connection a request is about
+	// to use, new or reused, before anything is sent; an error stops the
+	// request with that error.
+	OnConn func(ConnInfo) error
+}
+
+// ConnInfo describes the connection a request used.
+type ConnInfo struct {
+	// Remote is the address connected to: the host's, or the proxy's.
+	Remote net.Addr
+	// Proxied is true when the connection goes through a proxy, whose
+	// address Remote then is.
+	Proxied bool
+	// Reused is true for a connection that had served requests before.
+	Reused bool
+	// TLS is the handshake's outcome for https connections.
+	TLS *tls.ConnectionState
+}
+
+// Request is one request to send.
+type Request struct {
+	Method string
+	// URL is absolute; Host, when set, is sent as the Host header instead
+	// of URL.Host.
+	URL  *url.URL
+	Host string
+	// Header is sent as is; the caller sets User-Agent, Accept and the
+	// rest.
+	Header http.Header
+	// Body is sent with a Content-Length; nil sends none.
+	Body []byte
+}
+
+// Response is one response. Its Body must be closed; the connection goes
+// back to the pool only when the body was read to its end first.
+type Response struct {
+	Status int
+	Proto  string
+	// ContentLength is the declared length, -1 when unknown.
+	ContentLength int64
+	Body          io.ReadCloser
+	Conn          ConnInfo
+
+	h1 header
+	h2 http.Header
+}
+
+// Get returns the first value of a response header.
+func (r *Response) Get(name string) string {
+	if r.h2 != nil {
+		return r.h2.Get(name)
+	}
+	return r.h1.get(name)
+}
+
+// Values returns every value of a response header.
+func (r *Response) Values(name string) []string {
+	if r.h2 != nil {
+		return r.h2.Values(name)
+	}
+	return r.h1.values(name)
+}
+
+// Header returns the response headers as a map (built on each call).
+func (r *Response) Header() http.Header {
+	if r.h2 != nil {
+		return r.h2
+	}
+	return r.h1.httpHeader()
+}
+
+// Client sends requests. It is safe for concurrent use.
+type Client struct {
+	opts Options
+
+	mu     sync.Mutex
+	idle   map[string][]*conn
+	h2     map[string][]*h2conn
+	closed bool
+}
+
+// h2conn is an HTTP/2 connection, shared by concurrent requests.
+type h2conn struct {
+	cc   *http2.ClientConn
+	info ConnInfo
+}
+
+// New returns a Client.
+func New(opts Options) *Client {
+	if opts.MaxIdlePerHost < 1 {
+		opts.MaxIdlePerHost = 2
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = 90 * time.Second
+	}
+	if opts.MaxHeaderBytes <= 0 {
+		opts.MaxHeaderBytes = 1 << 20
+	}
+	if opts.TLS == nil {
+		opts.TLS = &tls.Config{}
+	}
+	return &Client{opts: opts, idle: map[string][]*conn{}, h2: map[string][]*h2conn{}}
+}
+
+// CloseIdle closes the idle connections.
+func (c *Client) CloseIdle() {
+	c.mu.Lock()
+	idle, h2s := c.idle, c.h2
+	c.idle, c.h2 = map[string][]*conn{}, map[string][]*h2conn{}
+	c.mu.Unlock()
+	for _, cs := range idle {
+		for _, cn := range cs {
+			cn.nc.Close()
+		}
+	}
+	for _, hs := range h2s {
+		for _, h := range hs {
+			h.cc.Close()
+		}
+	}
+}
+
+// route is where a request's connection goes.
+type route struct {
+	key    string   // pool key
+	scheme string   // of the target
+	addr   string   // host:port of the target
+	host   string   // the target's host name, for TLS
+	proxy  *url.URL // nil when direct
+}
+
+func defaultPort(scheme string) string {
+	if scheme == "https" {
+		return "443"
+	}
+	return "80"
+}
+
+func (c *Client) routeFor(u *url.URL) (route, error) {
+	port := u.Port()
+	if port == "" {
+		port = defaultPort(u.Scheme)
+	}
+	r := route{scheme: u.Scheme, addr: net.JoinHostPort(u.Hostname(), port), host: u.Hostname()}
+	if c.opts.Proxy != nil {
+		p, err := c.opts.Proxy(u)
+		if err != nil {
+			return r, fmt.Errorf("choosing a proxy: %w", err)
+		}
+		r.proxy = p
+	}
+	r.key = r.scheme + "://" + r.addr
+	if r.proxy != nil {
+		r.key += " via " + r.proxy.Redacted()
+	}
+	return r, nil
+}
+
+// Do sends req and reads the response's head. ctx bounds the whole
+// exchange, the body included: its deadline is the connection's, and
+// cancelling it stops a read in progress.
+func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
+	rt, err := c.routeFor(req.URL)
+	if err != nil {
+		return nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		if h := c.takeH2(rt.key); h != nil {
+			return c.doH2(ctx, h, req)
+		}
+		cn, err := c.getConn(ctx, rt, attempt > 0)
+		if err != nil {
+			return nil, err
+		}
+		if cn.h2 != nil {
+			return c.doH2(ctx, cn.h2, req)
+		}
+		resp, err := cn.roundTrip(ctx, c, req)
+		if err == nil {
+			return resp, nil
+		}
+		// A connection reused from the pool may have been closed by the
+		// server while it was idle; if nothing came back, the request did
+		// not reach it and may go again on a new connection (once), as
+		// it may always when it could not even be written.
+		if attempt == 0 && cn.reused && (errors.Is(err, errNoResponse) && idempotent(req.Method) || errors.Is(err, errWrite)) && ctx.Err() == nil {
+			continue
+		}
+		return nil, err
+	}
+}
+
+func idempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// takeH2 returns an HTTP/2 connection to the route's host that can take
+// another request, reserving the stream.
+func (c *Client) takeH2(key string) *h2conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	hs := c.h2[key]
+	if len(hs) == 0 {
+		return nil
+	}
+	kept := hs[:0]
+	var found *h2conn
+	for _, h := range hs {
+		st := h.cc.State()
+		if st.Closed || st.Closing {
+			continue
+		}
+		kept = append(kept, h)
+		if found == nil && h.cc.ReserveNewRequest() {
+			found = h
+		}
+	}
+	clear(hs[len(kept):])
+	c.h2[key] = kept
+	return found
+}
+
+// doH2 sends a request on an HTTP/2 connection with a reserved stream.
+func (c *Client) doH2(ctx context.Context, h *h2conn, req *Request) (*Response, error) {
+	cc, info := h.cc, h.info
+	if c.opts.OnConn != nil {
+		if err := c.opts.OnConn(info); err != nil {
+			return nil, err
+		}
+	}
+	hr, err := http.NewRequestWithContext(ctx, req.Method, req.URL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	for k, vs := range req.Header {
+		hr.Header[k] = vs
+	}
+	if req.Host != "" {
+		hr.Host = req.Host
+	}
+	if req.Body != nil {
+		body := req.Body
+		hr.Body = io.NopCloser(bytes.NewReader(body))
+		hr.ContentLength = int64(len(body))
+		hr.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	}
+	resp, err := cc.RoundTrip(hr)
+	if err != nil {
+		return nil, err
+	}
+	h2h := resp.Header
+	if h2h == nil {
+		h2h = http.Header{}
+	}
+	return &Response{Status: resp.StatusCode, Proto: resp.Proto, ContentLength: resp.ContentLength, Body: resp.Body, Conn: info, h2: h2h}, nil
+}
+
+// getConn returns an idle connection for the route, or dials one. fresh
+// asks for a new connection.
+func (c *Client) getConn(ctx context.Context, rt route, fresh bool) (*conn, error) {
+	if !fresh {
+		now := time.Now()
+		c.mu.Lock()
+		cs := c.idle[rt.key]
+		for len(cs) > 0 {
+			cn := cs[len(cs)-1]
+			cs[len(cs)-1] = nil
+			cs = cs[:len(cs)-1]
+			if now.Sub(cn.idleSince) < c.opts.IdleTimeout {
+				c.idle[rt.key] = cs
+				c.mu.Unlock()
+				cn.reused = true
+				return cn, nil
+			}
+			cn.nc.Close()
+		}
+		c.idle[rt.key] = cs
+		c.mu.Unlock()
+	}
+	return c.dial(ctx, rt)
+}
+
+// putIdle returns a connection whose response was read to its end.
+func (c *Client) putIdle(cn *conn) {
+	cn.idleSince = time.Now()
+	c.mu.Lock()
+	if !c.closed && len(c.idle[cn.key]) < c.opts.MaxIdlePerHost {
+		c.idle[cn.key] = append(c.idle[cn.key], cn)
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	cn.nc.Close()
+}
+
+// dial opens a connection for the route: to the host or through its proxy,
+// with TLS for https, and HTTP/2 when the server picks it.
+func (c *Client) dial(ctx context.Context, rt route) (*conn, error) {
+	var nc net.Conn
+	var err error
+	plainProxy := false // an http:// target through an HTTP proxy: absolute-form requests
+	switch {
+	case rt.proxy == nil:
+		nc, err = c.opts.DialTarget(ctx, "tcp", rt.addr)
+	case rt.proxy.Scheme == "socks5" || rt.proxy.Scheme == "socks5h":
+		nc, err = c.dialSOCKS(ctx, rt)
+	default:
+		nc, err = c.dialProxy(ctx, rt.proxy)
+		if err == nil && rt.scheme == "https" {
+			err = c.connect(ctx, nc, rt)
+		} else if err == nil {
+			plainProxy = true
+		}
+	}
+	if err != nil {
+		if nc != nil {
+			nc.Close()
+		}
+		return nil, err
+	}
+	cn := &conn{nc: nc, key: rt.key, info: ConnInfo{Remote: nc.RemoteAddr(), Proxied: rt.proxy != nil}, absoluteForm: plainProxy, proxy: rt.proxy}
+	if rt.scheme == "https" {
+		tc, err := c.handshake(ctx, nc, rt.host)
+		if err != nil {
+			nc.Close()
+			return nil, err
+		}
+		st := tc.ConnectionState()
+		cn.nc, cn.info.TLS = tc, &st
+		if st.NegotiatedProtocol == "h2" && c.opts.H2 != nil {
+			cc, err := c.opts.H2.NewClientConn(tc)
+			if err != nil {
+				tc.Close()
+				return nil, err
+			}
+			cc.ReserveNewRequest()
+			info := cn.info
+			info.Reused = true // later requests share it
+			h := &h2conn{cc: cc, info: info}
+			c.mu.Lock()
+			c.h2[rt.key] = append(c.h2[rt.key], h)
+			c.mu.Unlock()
+			cn.h2 = &h2conn{cc: cc, info: cn.info}
+			return cn, nil
+		}
+	}
+	cn.br = bufio.NewReaderSize(cn.nc, 4<<10)
+	return cn, nil
+}
+
+func (c *Client) handshake(ctx context.Context, nc net.Conn, host string) (*tls.Conn, error) {
+	cfg := c.opts.TLS.Clone()
+	if cfg.ServerName == "" {
+		cfg.ServerName = host
+	}
+	cfg.NextProtos = []string{"http/1.1"}
+	if c.opts.HTTP2 {
+		cfg.NextProtos = []string{"h2", "http/1.1"}
+	}
+	hctx := ctx
+	if c.opts.HandshakeTimeout > 0 {
+		var cancel context.CancelFunc
+		hctx, cancel = context.WithTimeout(ctx, c.opts.HandshakeTimeout)
+		defer cancel()
+	}
+	tc := tls.Client(nc, cfg)
+	if err := tc.HandshakeContext(hctx); err != nil {
+		return nil, err
+	}
+	return tc, nil
+}
+
+// dialProxy connects to an HTTP or HTTPS proxy.
+func (c *Client) dialProxy(ctx context.Context, p *url.URL) (net.Conn, error) {
+	port := p.Port()
+	if port == "" {
+		port = defaultPort(p.Scheme)
+	}
+	nc, err := c.opts.DialProxy(ctx, "tcp", net.JoinHostPort(p.Hostname(), port))
+	if err != nil {
+		return nil, fmt.Errorf("connecting to the proxy: %w", err)
+	}
+	if p.Scheme == "https" {
+		tc, err := c.handshake(ctx, nc, p.Hostname())
+		if err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("connecting to the proxy: %w", err)
+		}
+		return tc, nil
+	}
+	return nc, nil
+}
+
+// connect opens a tunnel to the route's host through an HTTP proxy.
+func (c *Client) connect(ctx context.Context, nc net.Conn, rt route) error {
+	if dl, ok := ctx.Deadline(); ok {
+		nc.SetDeadline(dl)
+	}
+	if c.opts.HandshakeTimeout > 0 {
+		nc.SetDeadline(time.Now().Add(c.opts.HandshakeTimeout))
+	}
+	defer nc.SetDeadline(time.Time{})
+	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	var b strings.Builder
+	fmt.Fprintf(&b, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n", rt.addr, rt.addr)
+	if auth := proxyAuth(rt.proxy); auth != "" {
+		fmt.Fprintf(&b, "Proxy-Authorization: %s\r\n", auth)
+	}
+	b.WriteString("\r\n")
+	if _, err := io.WriteString(nc, b.String()); err != nil {
+		return fmt.Errorf("asking the proxy for a tunnel: %w", err)
+	}
+	// Read the answer byte by byte-ish through a small buffer, so that
+	// nothing after the head (the tunnel's first bytes) is consumed.
+	br := bufio.NewReaderSize(&oneByteReader{nc}, 64)
+	h, _, err := readHead(br, nil, 64<<10, http.MethodConnect)
+	if err != nil {
+		return fmt.Errorf("asking the proxy for a tunnel: %w", err)
+	}
+	if h.status/100 != 2 {
+		return fmt.Errorf("the proxy refused the tunnel to %s: %d", rt.addr, h.status)
+	}
+	return nil
+}
+
+// oneByteReader reads one byte at a time, for the proxy's answer to
+// CONNECT, which must not be read past.
+type oneByteReader struct{ r io.Reader }
+
+func (o *oneByteReader) Read(p []byte) (int, error) {
+	if len(p) > 1 {
+		p = p[:1]
+	}
+	return o.r.Read(p)
+}
+
+// proxyAuth is the Proxy-Authorization value for a proxy URL's userinfo.
+func proxyAuth(p *url.URL) string {
+	if p == nil || p.User == nil {
+		return ""
+	}
+	pass, _ := p.User.Password()
+	req := http.Request{Header: http.Header{}}
+	req.SetBasicAuth(p.User.Username(), pass)
+	return req.Header.Get("Authorization")
+}
+
+// isReset reports a connection reset by the peer.
+func isReset(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// errWrite marks a request that could not be written to its connection.
+var errWrite = errors.New("cannot send the request")
+
+// conn is one HTTP/1.1 connection, used by one request at a time.
+type conn struct {
+	nc           net.Conn
+	br           *bufio.Reader
+	key          string
+	info         ConnInfo
+	reused       bool
+	idleSince    time.Time
+	absoluteForm bool // requests go to an HTTP proxy in absolute form
+	proxy        *url.URL
+	h2           *h2conn // set instead of br when the server chose HTTP/2
+
+	wbuf    []byte // the request being written, reused
+	scratch []byte // the response head being read, reused
+}
+
+// aLongTimeAgo is a deadline that has passed: setting it wakes any read
+// or write in progress.
+var aLongTimeAgo = time.Unix(1, 0)
+
+func (cn *conn) roundTrip(ctx context.Context, c *Client, req *Request) (*Response, error) {
+	info := cn.info
+	info.Reused = cn.reused
+	if c.opts.OnConn != nil {
+		if err := c.opts.OnConn(info); err != nil {
+			c.putIdleOrClose(cn, true)
+			return nil, err
+		}
+	}
+	dl, _ := ctx.Deadline()
+	cn.nc.SetDeadline(dl)
+	stop := context.AfterFunc(ctx, func() { cn.nc.SetDeadline(aLongTimeAgo) })
+
+	cn.wbuf = cn.appendRequest(cn.wbuf[:0], req)
+	if _, err := cn.nc.Write(cn.wbuf); err != nil {
+		stop()
+		cn.nc.Close()
+		return nil, fmt.Errorf("%w: %w", errWrite, err)
+	}
+	h, scratch, err := readHead(cn.br, cn.scratch, c.opts.MaxHeaderBytes, req.Method)
+	if cap(scratch) <= 64<<10 {
+		cn.scratch = scratch[:0] // a huge head's buffer is not worth keeping
+	}
+	if err != nil {
+		stop()
+		cn.nc.Close()
+		return nil, err
+	}
+	resp := &Response{Status: h.status, Proto: h.proto, ContentLength: h.contentLength, Conn: info, h1: h.hdr}
+	b := &body{c: c, cn: cn, stop: stop, keep: !h.close}
+	switch {
+	case req.Method == http.MethodHead || h.contentLength == 0 && !h.chunked:
+		b.r = eofReader{}
+	case h.chunked:
+		b.r = &chunkedBody{br: cn.br}
+	case h.contentLength > 0:
+		b.r = &fixedBody{br: cn.br, remain: h.contentLength}
+	default:
+		b.r = closeBody{cn.br}
+	}
+	resp.Body = b
+	return resp, nil
+}
+
+// putIdleOrClose returns cn to the pool when it is clean, else closes it.
+func (c *Client) putIdleOrClose(cn *conn, clean bool) {
+	if clean {
+		c.putIdle(cn)
+		return
+	}
+	cn.nc.Close()
+}
+
+// appendRequest writes the request line and headers.
+func (cn *conn) appendRequest(b []byte, req *Request) []byte {
+	u := req.URL
+	b = append(b, req.Method...)
+	b = append(b, ' ')
+	if cn.absoluteForm {
+		b = append(b, u.Scheme...)
+		b = append(b, "://"...)
+		b = append(b, u.Host...)
+	}
+	if target := u.RequestURI(); target != "" {
+		b = append(b, target...)
+	} else {
+		b = append(b, '/')
+	}
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	if req.Host != "" {
+		b = append(b, req.Host...)
+	} else {
+		b = append(b, hostHeader(u)...)
+	}
+	b = append(b, "\r\n"...)
+	for k, vs := range req.Header {
+		for _, v := range vs {
+			b = append(b, k...)
+			b = append(b, ": "...)
+			b = append(b, v...)
+			b = append(b, "\r\n"...)
+		}
+	}
+	if cn.absoluteForm {
+		if auth := proxyAuth(cn.proxy); auth != "" {
+			b = append(b, "Proxy-Authorization: "...)
+			b = append(b, auth...)
+			b = append(b, "\r\n"...)
+		}
+	}
+	if req.Body != nil {
+		b = append(b, "Content-Length: "...)
+		b = strconv.AppendInt(b, int64(len(req.Body)), 10)
+		b = append(b, "\r\n\r\n"...)
+		return append(b, req.Body...)
+	}
+	return append(b, "\r\n"...)
+}
+
+// hostHeader is the Host header for u: the host, with the port only when
+// it is not the scheme's default.
+func hostHeader(u *url.URL) string {
+	if p := u.Port(); p == "" || p == defaultPort(u.Scheme) {
+		h := u.Hostname()
+		if strings.Contains(h, ":") {
+			return "[" + h + "]"
+		}
+		return h
+	}
+	return u.Host
+}
+
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
+
+// body is a response body on an HTTP/1.1 connection. The connection is
+// reused when the body was read to its end and the response allows it.
+type body struct {
+	c      *Client
+	cn     *conn
+	r      io.Reader
+	stop   func() bool
+	keep   bool
+	eof    bool
+	closed bool
+}
+
+func (b *body) Read(p []byte) (int, error) {
+	if b.closed {
+		return 0, errors.New("read on a closed body")
+	}
+	n, err := b.r.Read(p)
+	if errors.Is(err, io.EOF) {
+		b.eof = true
+	}
+	return n, err
+}
+
+// Close releases the connection: back to the pool when the body was read
+// to its end, the response allows it and the request's context did not
+// end meanwhile; closed otherwise.
+func (b *body) Close() error {
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	if !b.stop() {
+		// The context ended: the deadline that woke the reads has
+		// poisoned the connection.
+		b.cn.nc.Close()
+		return nil
+	}
+	if b.keep && b.eof && b.cn.br.Buffered() == 0 {
+		b.cn.nc.SetDeadline(time.Time{})
+		b.cn.reused = true
+		b.c.putIdle(b.cn)
+		return nil
+	}
+	b.cn.nc.Close()
+	return nil
+}
