@@ -56,10 +56,6 @@ type Options struct {
 	IdleTimeout time.Duration
 	// MaxHeaderBytes bounds a response's status line and headers.
 	MaxHeaderBytes int
-	// OnConn, when set, is called with the connection a request is about
-	// to use, new or reused, before anything is sent; an error stops the
-	// request with that error.
-	OnConn func(ConnInfo) error
 }
 
 // ConnInfo describes the connection a request used.
@@ -87,6 +83,10 @@ type Request struct {
 	Header http.Header
 	// Body is sent with a Content-Length; nil sends none.
 	Body []byte
+	// OnConn, when set, is called with the connection the request is
+	// about to use, new or reused, before anything is sent; an error stops
+	// the request with that error.
+	OnConn func(ConnInfo) error
 }
 
 // Response is one response. Its Body must be closed; the connection goes
@@ -223,10 +223,14 @@ func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 		return nil, err
 	}
 	for attempt := 0; ; attempt++ {
-		if h := c.takeH2(rt.key); h != nil {
+		h, err := c.takeH2(rt.key, req.OnConn)
+		if err != nil {
+			return nil, err
+		}
+		if h != nil {
 			return c.doH2(ctx, h, req)
 		}
-		cn, err := c.getConn(ctx, rt, attempt > 0)
+		cn, err := c.getConn(ctx, rt, attempt > 0, req)
 		if err != nil {
 			return nil, err
 		}
@@ -257,13 +261,14 @@ func idempotent(method string) bool {
 }
 
 // takeH2 returns an HTTP/2 connection to the route's host that can take
-// another request, reserving the stream.
-func (c *Client) takeH2(key string) *h2conn {
+// another request, reserving the stream. The connection check runs
+// before the reservation, which cannot be given back unused.
+func (c *Client) takeH2(key string, onConn func(ConnInfo) error) (*h2conn, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	hs := c.h2[key]
 	if len(hs) == 0 {
-		return nil
+		return nil, nil
 	}
 	kept := hs[:0]
 	var found *h2conn
@@ -273,23 +278,28 @@ func (c *Client) takeH2(key string) *h2conn {
 			continue
 		}
 		kept = append(kept, h)
-		if found == nil && h.cc.ReserveNewRequest() {
+		if found != nil || !h.cc.CanTakeNewRequest() {
+			continue
+		}
+		if onConn != nil {
+			if err := onConn(h.info); err != nil {
+				clear(hs[len(kept):])
+				c.h2[key] = kept
+				return nil, err
+			}
+		}
+		if h.cc.ReserveNewRequest() {
 			found = h
 		}
 	}
 	clear(hs[len(kept):])
 	c.h2[key] = kept
-	return found
+	return found, nil
 }
 
 // doH2 sends a request on an HTTP/2 connection with a reserved stream.
 func (c *Client) doH2(ctx context.Context, h *h2conn, req *Request) (*Response, error) {
 	cc, info := h.cc, h.info
-	if c.opts.OnConn != nil {
-		if err := c.opts.OnConn(info); err != nil {
-			return nil, err
-		}
-	}
 	hr, err := http.NewRequestWithContext(ctx, req.Method, req.URL.String(), nil)
 	if err != nil {
 		return nil, err
@@ -319,7 +329,7 @@ func (c *Client) doH2(ctx context.Context, h *h2conn, req *Request) (*Response, 
 
 // getConn returns an idle connection for the route, or dials one. fresh
 // asks for a new connection.
-func (c *Client) getConn(ctx context.Context, rt route, fresh bool) (*conn, error) {
+func (c *Client) getConn(ctx context.Context, rt route, fresh bool, req *Request) (*conn, error) {
 	if !fresh {
 		now := time.Now()
 		c.mu.Lock()
@@ -339,7 +349,7 @@ func (c *Client) getConn(ctx context.Context, rt route, fresh bool) (*conn, erro
 		c.idle[rt.key] = cs
 		c.mu.Unlock()
 	}
-	return c.dial(ctx, rt)
+	return c.dial(ctx, rt, req)
 }
 
 // putIdle returns a connection whose response was read to its end.
@@ -357,7 +367,7 @@ func (c *Client) putIdle(cn *conn) {
 
 // dial opens a connection for the route: to the host or through its proxy,
 // with TLS for https, and HTTP/2 when the server picks it.
-func (c *Client) dial(ctx context.Context, rt route) (*conn, error) {
+func (c *Client) dial(ctx context.Context, rt route, req *Request) (*conn, error) {
 	var nc net.Conn
 	var err error
 	plainProxy := false // an http:// target through an HTTP proxy: absolute-form requests
@@ -394,6 +404,12 @@ func (c *Client) dial(ctx context.Context, rt route) (*conn, error) {
 			if err != nil {
 				tc.Close()
 				return nil, err
+			}
+			if req.OnConn != nil {
+				if err := req.OnConn(cn.info); err != nil {
+					cc.Close()
+					return nil, err
+				}
 			}
 			cc.ReserveNewRequest()
 			info := cn.info
@@ -539,8 +555,8 @@ var aLongTimeAgo = time.Unix(1, 0)
 func (cn *conn) roundTrip(ctx context.Context, c *Client, req *Request) (*Response, error) {
 	info := cn.info
 	info.Reused = cn.reused
-	if c.opts.OnConn != nil {
-		if err := c.opts.OnConn(info); err != nil {
+	if req.OnConn != nil {
+		if err := req.OnConn(info); err != nil {
 			c.putIdleOrClose(cn, true)
 			return nil, err
 		}
