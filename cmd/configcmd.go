@@ -41,8 +41,14 @@ TRAWL_* environment variable, the config file, or the default.`,
 		},
 	}
 	a.addRunFlags(c)
+	// config takes a run's flags but only reads and checks them.
+	setExitStatus(c, configExitStatus)
 	return c
 }
+
+const configExitStatus = `Exit status:
+  0    every setting is valid; they were printed
+  2    a setting is wrong (the message says which, and where it came from)`
 
 // yamlValue renders a setting as a YAML value: a scalar, or a flow list.
 // Credentials (sensitive header values, proxy userinfo) are masked.

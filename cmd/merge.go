@@ -21,11 +21,7 @@ func (a *app) mergeCommand() *cobra.Command {
 Lines outputs of one list) into one stream ordered by index, reading the
 files as they are rather than loading them. An index found twice is
 written once and reported; missing indexes (a shard not finished yet) are
-reported. An incomplete last line, as a killed run leaves, is skipped.
-
-Exit status: 0 merged; 1 a file could not be read or written, or holds a
-line that is not a trawl record; 2 usage; 3 some index appeared more than
-once (the output still has each index once).`,
+reported. An incomplete last line, as a killed run leaves, is skipped.`,
 		Example: `  trawl merge shard-*.jsonl -o all.jsonl`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) == 0 {
@@ -63,9 +59,16 @@ once (the output still has each index once).`,
 	}
 	c.Flags().StringVarP(&output, "output", "o", "-", "write the merged records to `file` (- for standard output)")
 	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "no summary on stderr")
-	c.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	setExitStatus(c, mergeExitStatus)
 	return c
 }
+
+const mergeExitStatus = `Exit status:
+  0    merged
+  1    a file could not be read or written, or holds a line that is not a trawl record
+  2    usage error
+  3    an index appeared more than once; the output is written all the same
+       (each index once)`
 
 // more hints that a list was cut at its limit.
 func more(shown, limit int) string {

@@ -75,24 +75,31 @@ func Main() int {
 // run executes one command line and reports errors the one way trawl does:
 // "trawl: " and a lowercase message on stderr, usage hints on their own line.
 func run(ctx context.Context, s streams, args []string) int {
-	a := &app{streams: s, version: buildVersion(), registry: transform.Builtin()}
-	a.options = optionTable(a.version)
-	root := a.rootCommand()
+	root := newApp(s).rootCommand()
 	root.SetArgs(args)
 	root.SetIn(s.In)
 	root.SetOut(s.Out)
 	root.SetErr(s.Err)
-	err := root.ExecuteContext(ctx)
+	c, err := root.ExecuteContextC(ctx)
 	if err != nil {
 		if msg := err.Error(); msg != "" {
 			fmt.Fprintf(s.Err, "trawl: %s\n", msg)
 		}
 		var ue *usageError
 		if errors.As(err, &ue) {
-			fmt.Fprintln(s.Err, "Run 'trawl --help' for usage.")
+			// Point at the help of the command that was given, where the
+			// flags and arguments it takes are.
+			fmt.Fprintf(s.Err, "Run '%s --help' for usage.\n", c.CommandPath())
 		}
 	}
 	return exitCode(err)
+}
+
+// newApp builds what the commands of one process (or one test) share.
+func newApp(s streams) *app {
+	a := &app{streams: s, version: buildVersion(), registry: transform.Builtin()}
+	a.options = optionTable(a.version)
+	return a
 }
 
 // buildVersion reports the module version when built by `go install`, and
@@ -139,65 +146,33 @@ then the defaults. 'trawl config' shows the effective values and their source.`,
 	}
 	root.Flags().SortFlags = false
 	a.addRunFlags(root)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	root.AddCommand(a.demoCommand(), a.versionCommand(), a.transformsCommand(), a.configCommand(), a.mergeCommand())
+	// Without a distance cobra suggests only by prefix, so the typos that
+	// checkInputs and the help command look for ("transfroms") got none.
+	root.SuggestionsMinimumDistance = 2
+	// Every command gets trawl's usage errors and its usage layout, also
+	// those that do not set them, such as the help command.
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	root.SetUsageFunc(func(c *cobra.Command) error {
+		a.printUsage(c)
+		return nil
+	})
+	// The help command is added now rather than when the command line
+	// runs, so that the tree is complete for tests that walk it.
+	root.SetHelpCommand(a.helpCommand())
+	root.InitDefaultHelpCmd()
 	return root
 }
 
-// addRunFlags gives c every fetch option, plus --config, with grouped help.
+// addRunFlags gives c every fetch option, plus --config. A command with
+// them runs the pipeline and can end with any status of a run; one that
+// does not (config) sets its own statuses after this.
 func (a *app) addRunFlags(c *cobra.Command) {
 	fs := c.Flags()
 	fs.SortFlags = false
 	addFlags(fs, a.options)
 	fs.String("config", "", "read settings from this YAML `file`")
-	c.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
-	c.SetUsageFunc(func(c *cobra.Command) error {
-		a.printUsage(c)
-		return nil
-	})
-}
-
-// printUsage shows the flags in groups, since one flat list of 25 flags is
-// hard to scan, and ends with the exit statuses.
-func (a *app) printUsage(c *cobra.Command) {
-	w := c.OutOrStderr()
-	fmt.Fprintf(w, "Usage:\n  %s\n", c.UseLine())
-	if c.HasAvailableSubCommands() {
-		fmt.Fprintln(w, "\nCommands:")
-		for _, sub := range c.Commands() {
-			if sub.IsAvailableCommand() {
-				fmt.Fprintf(w, "  %-12s %s\n", sub.Name(), sub.Short)
-			}
-		}
-	}
-	if c.Example != "" {
-		fmt.Fprintf(w, "\nExamples:\n%s\n", c.Example)
-	}
-	var groups []string
-	byGroup := map[string]*pflag.FlagSet{}
-	for _, o := range a.options {
-		fs, ok := byGroup[o.group]
-		if !ok {
-			fs = pflag.NewFlagSet(o.group, pflag.ContinueOnError)
-			fs.SortFlags = false
-			byGroup[o.group] = fs
-			groups = append(groups, o.group)
-		}
-		fs.AddFlag(c.Flags().Lookup(o.name))
-	}
-	for _, g := range groups {
-		fmt.Fprintf(w, "\n%s flags:\n%s", g, byGroup[g].FlagUsages())
-	}
-	other := pflag.NewFlagSet("other", pflag.ContinueOnError)
-	other.AddFlag(c.Flags().Lookup("config"))
-	if h := c.Flags().Lookup("help"); h != nil {
-		other.AddFlag(h)
-	}
-	fmt.Fprintf(w, "\nOther flags:\n%s", other.FlagUsages())
-	fmt.Fprintf(w, "\n%s\n", exitcode.Help)
-	if c.HasAvailableSubCommands() {
-		fmt.Fprintln(w, "\nRun 'trawl COMMAND --help' for more about a command.")
-	}
+	setExitStatus(c, exitcode.Help)
 }
 
 // config resolves the layered settings for a command's flags.
@@ -210,7 +185,7 @@ func (a *app) config(fs *pflag.FlagSet, inputs []string) (*Config, error) {
 }
 
 func (a *app) versionCommand() *cobra.Command {
-	return &cobra.Command{
+	c := &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
 		Args:  noArgs,
@@ -219,10 +194,12 @@ func (a *app) versionCommand() *cobra.Command {
 			return nil
 		},
 	}
+	setExitStatus(c, printExitStatus)
+	return c
 }
 
 func (a *app) transformsCommand() *cobra.Command {
-	return &cobra.Command{
+	c := &cobra.Command{
 		Use:   "transforms",
 		Short: "List the transforms usable with -x",
 		Args:  noArgs,
@@ -237,6 +214,8 @@ func (a *app) transformsCommand() *cobra.Command {
 			return nil
 		},
 	}
+	setExitStatus(c, printExitStatus)
+	return c
 }
 
 // noArgs is cobra.NoArgs with trawl's usage exit status.
