@@ -376,7 +376,7 @@ func (s *settings) resolve(inputs []string, registry *transform.Registry) (*Conf
 	fo.MaxRetryWait = p.duration(optMaxRetryWait, false)
 	fo.MaxRedirects = p.intAtLeast(optMaxRedirects, 0)
 	fo.UserAgent = p.str(optUserAgent)
-	fo.Method = strings.ToUpper(p.oneOf(optMethod, "GET", "HEAD"))
+	fo.Method = strings.ToUpper(p.oneOf(optMethod, methods...))
 	fo.MaxBody = p.size(optMaxBody)
 	if acc, err := fetch.ParseStatusSet(p.str(optAccept)); err != nil {
 		p.fail(optAccept, err)

@@ -18,7 +18,8 @@ func (a *app) configCommand() *cobra.Command {
 environment and config file, as YAML that can be saved and used with
 --config. A comment after each value says where it came from: a flag, a
 TRAWL_* environment variable, the config file, or the default.`,
-		Args: noArgs,
+		Args:              noArgs,
+		ValidArgsFunction: cobra.NoFileCompletions,
 		RunE: func(c *cobra.Command, _ []string) error {
 			s, err := loadSettings(c.Flags(), a.options)
 			if err != nil {

@@ -81,6 +81,8 @@ func TestHelpMistakesAreUsageErrors(t *testing.T) {
 	}{
 		{[]string{"help", "nosuch"}, "Run 'trawl help --help' for usage."},
 		{[]string{"help", "merge", "extra"}, "Run 'trawl help --help' for usage."},
+		{[]string{"completion", "tcsh"}, "Run 'trawl completion --help' for usage."},
+		{[]string{"completion", "bash", "zsh"}, "Run 'trawl completion --help' for usage."},
 		{[]string{"merge", "--no-such-flag"}, "Run 'trawl merge --help' for usage."},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

@@ -246,4 +246,5 @@ func splitList(s string) ([]string, error) {
 var (
 	progressModes = []string{"auto", "always", "never"}
 	logFormats    = []string{"text", "json"}
+	methods       = []string{"GET", "HEAD"}
 )

@@ -130,9 +130,11 @@ then the defaults. 'trawl config' shows the effective values and their source.`,
   cat urls.txt | trawl -x title | jq -r 'select(.status == 200) | .title'
   trawl a.txt b.txt -f csv -o out.csv
   trawl urls.txt -c 64 --unordered -x title -x sha256`,
-		Args:          cobra.ArbitraryArgs,
-		SilenceErrors: true,
-		SilenceUsage:  true,
+		Args: cobra.ArbitraryArgs,
+		// The arguments are input files (cobra offers the commands too).
+		ValidArgsFunction: completeFiles,
+		SilenceErrors:     true,
+		SilenceUsage:      true,
 		RunE: func(c *cobra.Command, args []string) error {
 			if err := checkInputs(c, args); err != nil {
 				return err
@@ -146,7 +148,8 @@ then the defaults. 'trawl config' shows the effective values and their source.`,
 	}
 	root.Flags().SortFlags = false
 	a.addRunFlags(root)
-	root.AddCommand(a.demoCommand(), a.versionCommand(), a.transformsCommand(), a.configCommand(), a.mergeCommand())
+	root.AddCommand(a.demoCommand(), a.versionCommand(), a.transformsCommand(), a.configCommand(), a.mergeCommand(), a.completionCommand())
+	root.CompletionOptions.DisableDefaultCmd = true // completionCommand replaces it
 	// Without a distance cobra suggests only by prefix, so the typos that
 	// checkInputs and the help command look for ("transfroms") got none.
 	root.SuggestionsMinimumDistance = 2
@@ -172,6 +175,7 @@ func (a *app) addRunFlags(c *cobra.Command) {
 	fs.SortFlags = false
 	addFlags(fs, a.options)
 	fs.String("config", "", "read settings from this YAML `file`")
+	a.registerCompletions(c)
 	setExitStatus(c, exitcode.Help)
 }
 
@@ -186,9 +190,10 @@ func (a *app) config(fs *pflag.FlagSet, inputs []string) (*Config, error) {
 
 func (a *app) versionCommand() *cobra.Command {
 	c := &cobra.Command{
-		Use:   "version",
-		Short: "Print the version",
-		Args:  noArgs,
+		Use:               "version",
+		Short:             "Print the version",
+		Args:              noArgs,
+		ValidArgsFunction: cobra.NoFileCompletions,
 		RunE: func(c *cobra.Command, _ []string) error {
 			fmt.Fprintf(c.OutOrStdout(), "trawl %s (%s %s/%s)\n", a.version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 			return nil
@@ -200,9 +205,10 @@ func (a *app) versionCommand() *cobra.Command {
 
 func (a *app) transformsCommand() *cobra.Command {
 	c := &cobra.Command{
-		Use:   "transforms",
-		Short: "List the transforms usable with -x",
-		Args:  noArgs,
+		Use:               "transforms",
+		Short:             "List the transforms usable with -x",
+		Args:              noArgs,
+		ValidArgsFunction: cobra.NoFileCompletions,
 		RunE: func(c *cobra.Command, _ []string) error {
 			w := c.OutOrStdout()
 			fmt.Fprintln(w, "Transforms (use -x NAME, -x NAME=ARG, or -x KEY:NAME[=ARG] to store the output under KEY).")
