@@ -98,6 +98,9 @@ func loadSettings(fs *pflag.FlagSet, table []option) (*settings, error) {
 		}
 		for _, k := range fileLayer.AllKeys() {
 			if _, ok := known[k]; !ok {
+				if sugg, ok := closest(k, optionNames(table)); ok {
+					return nil, usageErrorf("unknown key %q in config file %s\ndid you mean %s?", k, file, sugg)
+				}
 				return nil, usageErrorf("unknown key %q in config file %s (run 'trawl config' to list the keys)", k, file)
 			}
 		}

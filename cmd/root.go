@@ -124,7 +124,8 @@ error_kind "invalid_url".
 Settings come from flags, then TRAWL_<FLAG> environment variables (dashes
 become underscores, e.g. TRAWL_FETCH_CONCURRENCY=8), then the config file
 (--config, TRAWL_CONFIG, ./trawl.yaml or $XDG_CONFIG_HOME/trawl/config.yaml),
-then the defaults. 'trawl config' shows the effective values and their source.`,
+then the defaults. A TRAWL_ variable that names no setting gets a warning.
+'trawl config' shows the effective values and their source.`,
 		Example: `  trawl demo                           # try it on a built-in local site
   trawl urls.txt > out.jsonl
   cat urls.txt | trawl -x title | jq -r 'select(.status == 200) | .title'
@@ -181,11 +182,22 @@ func (a *app) addRunFlags(c *cobra.Command) {
 
 // config resolves the layered settings for a command's flags.
 func (a *app) config(fs *pflag.FlagSet, inputs []string) (*Config, error) {
-	s, err := loadSettings(fs, a.options)
+	s, err := a.settings(fs)
 	if err != nil {
 		return nil, err
 	}
 	return s.resolve(inputs, a.registry)
+}
+
+// settings layers the settings for a command's flags, first warning about
+// TRAWL_* variables that name no setting, since the layering ignores them.
+// The warnings come even with --quiet, which silences the progress and the
+// summary: they mean a setting the user made is not being used.
+func (a *app) settings(fs *pflag.FlagSet) (*settings, error) {
+	for _, w := range unknownEnv(os.Environ(), a.options) {
+		fmt.Fprintf(a.streams.Err, "trawl: warning: %s\n", w)
+	}
+	return loadSettings(fs, a.options)
 }
 
 func (a *app) versionCommand() *cobra.Command {
