@@ -44,21 +44,31 @@ type app struct {
 
 // Main runs trawl with the process's arguments and returns its exit status.
 // The first SIGINT or SIGTERM stops the run gracefully; a second one ends
-// the process at once through the default signal action.
+// the process at once.
 func Main() int {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
-	sigc := make(chan os.Signal, 1)
+	done := make(chan struct{})
+	defer close(done)
+	sigc := make(chan os.Signal, 2)
 	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigc)
 	go func() {
 		select {
 		case sig := <-sigc:
-			// Restoring the default action makes the next signal fatal.
-			signal.Reset(os.Interrupt, syscall.SIGTERM)
 			fmt.Fprintf(os.Stderr, "\ntrawl: %s: finishing in-flight requests and writing records (send it again to quit at once)\n", sig)
 			cancel(exitcode.Signal{Sig: sig})
-		case <-ctx.Done():
+		case <-done:
+			return
+		}
+		select {
+		case sig := <-sigc:
+			// Exit here rather than through the default action of the
+			// signal: signal.Reset restores the action trawl started with,
+			// which for a background job of a script is "ignore".
+			fmt.Fprintf(os.Stderr, "trawl: %s again: quitting at once; records in flight are lost\n", sig)
+			os.Exit(exitcode.Signal{Sig: sig}.Code())
+		case <-done:
 		}
 	}()
 

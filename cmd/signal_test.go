@@ -162,42 +162,73 @@ func TestSignalStopsGracefully(t *testing.T) {
 	}
 }
 
-// TestSecondSignalQuitsAtOnce: with a long grace period, a second
-// interrupt must end trawl without waiting for it.
+// TestSecondSignalQuitsAtOnce: with a long grace period, a second signal
+// must end trawl at once with the signal's status. That includes a trawl
+// started with SIGINT ignored, as a background job of a script is
+// (`trawl list & kill -INT $!`): there the default action of SIGINT is
+// "ignore", so only trawl's own handling can end it.
 func TestSecondSignalQuitsAtOnce(t *testing.T) {
-	srv, started := hangServer(t)
-	list := writeList(t, srv.URL, 0, 50)
-	c := exec.Command("trawl", "-c", "4", "--shutdown-grace", "10m", "--progress", "never", list, "-o", filepath.Join(t.TempDir(), "out.jsonl"))
-	stderr, err := c.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitN(t, started, 4)
-	var sawNotice atomic.Bool
-	notice := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), "send it again to quit at once") && !sawNotice.Swap(true) {
-				close(notice)
+	for _, tc := range []struct {
+		name    string
+		sig     os.Signal
+		ignored bool // start trawl with the signal ignored
+		code    int
+	}{
+		{"interrupt", os.Interrupt, false, exitcode.Interrupted},
+		{"terminated", syscall.SIGTERM, false, exitcode.Terminated},
+		{"interrupt ignored at start", os.Interrupt, true, exitcode.Interrupted},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, started := hangServer(t)
+			list := writeList(t, srv.URL, 0, 50)
+			args := []string{"-c", "4", "--shutdown-grace", "10m", "--progress", "never", list, "-o", filepath.Join(t.TempDir(), "out.jsonl")}
+			c := exec.Command("trawl", args...)
+			if tc.ignored {
+				// The shell ignores the signal and exec keeps it ignored
+				// in trawl, which is how a non-interactive shell starts a
+				// background job.
+				c = exec.Command("sh", append([]string{"-c", `trap '' INT; exec trawl "$@"`, "sh"}, args...)...)
 			}
-		}
-	}()
-	c.Process.Signal(os.Interrupt)
-	select {
-	case <-notice:
-	case <-time.After(20 * time.Second):
-		c.Process.Kill()
-		t.Fatal("no notice after the first interrupt")
-	}
-	c.Process.Signal(os.Interrupt)
-	st := waitExit(t, c, 10*time.Second)
-	ws, ok := st.Sys().(syscall.WaitStatus)
-	if !ok || !(ws.Signaled() && ws.Signal() == syscall.SIGINT) && st.ExitCode() != exitcode.Interrupted {
-		t.Fatalf("after a second interrupt: %v", st)
+			stderr, err := c.StderrPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Start(); err != nil {
+				t.Fatal(err)
+			}
+			waitN(t, started, 4)
+			var sawNotice atomic.Bool
+			notice := make(chan struct{})
+			var rest strings.Builder
+			readDone := make(chan struct{})
+			go func() {
+				defer close(readDone)
+				sc := bufio.NewScanner(stderr)
+				for sc.Scan() {
+					if strings.Contains(sc.Text(), "send it again to quit at once") && !sawNotice.Swap(true) {
+						close(notice)
+					} else if sawNotice.Load() {
+						rest.WriteString(sc.Text() + "\n")
+					}
+				}
+			}()
+			c.Process.Signal(tc.sig)
+			select {
+			case <-notice:
+			case <-time.After(20 * time.Second):
+				c.Process.Kill()
+				t.Fatal("no notice after the first signal")
+			}
+			c.Process.Signal(tc.sig)
+			st := waitExit(t, c, 10*time.Second)
+			<-readDone
+			if st.ExitCode() != tc.code {
+				t.Fatalf("after a second signal: %v, want exit status %d", st, tc.code)
+			}
+			if !strings.Contains(rest.String(), "quitting at once") {
+				t.Errorf("stderr after the notice does not say why trawl quit:\n%s", rest.String())
+			}
+		})
 	}
 }
 
