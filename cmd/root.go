@@ -71,6 +71,13 @@ func Main() int {
 		case <-done:
 		}
 	}()
+	// A reader that goes away (trawl urls.txt | head -1) makes writes to
+	// stdout fail with EPIPE, reported as the write error it is (exit 1),
+	// instead of killing trawl with SIGPIPE. Notify rather than Ignore:
+	// an ignored SIGPIPE would be inherited by exec transforms' commands.
+	pipec := make(chan os.Signal, 1)
+	signal.Notify(pipec, syscall.SIGPIPE)
+	defer signal.Stop(pipec)
 
 	s := streams{
 		In:       os.Stdin,

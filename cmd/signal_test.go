@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -229,6 +230,47 @@ func TestSecondSignalQuitsAtOnce(t *testing.T) {
 				t.Errorf("stderr after the notice does not say why trawl quit:\n%s", rest.String())
 			}
 		})
+	}
+}
+
+// TestClosedStdoutIsAWriteFailure is `trawl list | head -1`: once the
+// reader has gone, trawl cannot write its output, which is a failure of
+// trawl itself (status 1, said on stderr), not a death by SIGPIPE (141).
+func TestClosedStdoutIsAWriteFailure(t *testing.T) {
+	srv, _ := hangServer(t)
+	// Long URLs make long records: the output is far more than a pipe
+	// holds, so trawl is still writing when the reader closes its end.
+	var b strings.Builder
+	for i := range 400 {
+		fmt.Fprintf(&b, "%s/fast/%d/%s\n", srv.URL, i, strings.Repeat("a", 2000))
+	}
+	list := filepath.Join(t.TempDir(), "urls.txt")
+	if err := os.WriteFile(list, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := exec.Command("trawl", "--progress", "never", list)
+	c.Stdout = w
+	var stderr strings.Builder
+	c.Stderr = &stderr
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil || !strings.Contains(line, `"index":0`) {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	r.Close()
+	st := waitExit(t, c, 20*time.Second)
+	if st.ExitCode() != exitcode.Failure {
+		t.Fatalf("with its output closed: %v, want exit status %d; stderr:\n%s", st, exitcode.Failure, stderr.String())
+	}
+	if !regexp.MustCompile(`(?m)^trawl: cannot write .*: broken pipe$`).MatchString(stderr.String()) {
+		t.Errorf("stderr does not say the output could not be written:\n%s", stderr.String())
 	}
 }
 
