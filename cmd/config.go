@@ -98,6 +98,9 @@ func loadSettings(fs *pflag.FlagSet, table []option) (*settings, error) {
 		}
 		for _, k := range fileLayer.AllKeys() {
 			if _, ok := known[k]; !ok {
+				if sugg, ok := closest(k, optionNames(table)); ok {
+					return nil, usageErrorf("unknown key %q in config file %s\ndid you mean %s?", k, file, sugg)
+				}
 				return nil, usageErrorf("unknown key %q in config file %s (run 'trawl config' to list the keys)", k, file)
 			}
 		}
@@ -377,7 +380,7 @@ func (s *settings) resolve(inputs []string, registry *transform.Registry) (*Conf
 	fo.MaxRetryWait = p.duration(optMaxRetryWait, false)
 	fo.MaxRedirects = p.intAtLeast(optMaxRedirects, 0)
 	fo.UserAgent = p.str(optUserAgent)
-	fo.Method = strings.ToUpper(p.oneOf(optMethod, "GET", "HEAD"))
+	fo.Method = strings.ToUpper(p.oneOf(optMethod, methods...))
 	fo.MaxBody = p.size(optMaxBody)
 	if acc, err := fetch.ParseStatusSet(p.str(optAccept)); err != nil {
 		p.fail(optAccept, err)

@@ -17,10 +17,14 @@ func (a *app) configCommand() *cobra.Command {
 		Long: `config prints every setting as it would apply to a run with the same flags,
 environment and config file, as YAML that can be saved and used with
 --config. A comment after each value says where it came from: a flag, a
-TRAWL_* environment variable, the config file, or the default.`,
-		Args: noArgs,
+TRAWL_* environment variable, the config file, or the default.
+
+A TRAWL_* variable that names no setting is not used; config warns about
+it on stderr, as a run does. An unknown key in the config file is an error.`,
+		Args:              noArgs,
+		ValidArgsFunction: cobra.NoFileCompletions,
 		RunE: func(c *cobra.Command, _ []string) error {
-			s, err := loadSettings(c.Flags(), a.options)
+			s, err := a.settings(c.Flags())
 			if err != nil {
 				return err
 			}
@@ -41,8 +45,14 @@ TRAWL_* environment variable, the config file, or the default.`,
 		},
 	}
 	a.addRunFlags(c)
+	// config takes a run's flags but only reads and checks them.
+	setExitStatus(c, configExitStatus)
 	return c
 }
+
+const configExitStatus = `Exit status:
+  0    every setting is valid; they were printed
+  2    a setting is wrong (the message says which, and where it came from)`
 
 // yamlValue renders a setting as a YAML value: a scalar, or a flow list.
 // Credentials (sensitive header values, proxy userinfo) are masked.

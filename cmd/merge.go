@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -13,19 +14,19 @@ import (
 
 func (a *app) mergeCommand() *cobra.Command {
 	var output string
-	var quiet bool
+	var quiet, allowGaps bool
 	c := &cobra.Command{
 		Use:   "merge [-o FILE] FILE...",
 		Short: "Merge the JSON Lines outputs of shards into one stream ordered by index",
 		Long: `merge combines the outputs of 'trawl --shard K/N' runs (or any trawl JSON
 Lines outputs of one list) into one stream ordered by index, reading the
-files as they are rather than loading them. An index found twice is
-written once and reported; missing indexes (a shard not finished yet) are
-reported. An incomplete last line, as a killed run leaves, is skipped.
+files as they are rather than loading them. An incomplete last line, as a
+killed run leaves, is skipped.
 
-Exit status: 0 merged; 1 a file could not be read or written, or holds a
-line that is not a trawl record; 2 usage; 3 some index appeared more than
-once (the output still has each index once).`,
+An index found twice is written once, and the merge exits 3. Missing
+indexes (a shard not given or not finished) mean the output is incomplete:
+the merge writes what it has and exits 3, unless --allow-gaps says gaps are
+expected. Only indexes before the last one found can be seen to be missing.`,
 		Example: `  trawl merge shard-*.jsonl -o all.jsonl`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) == 0 {
@@ -46,26 +47,48 @@ once (the output still has each index once).`,
 				return err
 			}
 			if !quiet {
-				a.say("merged %d records from %d files", rep.Records, len(files))
+				a.say("merged %s from %s", count(rep.Records, "record", "records"), count(len(files), "file", "files"))
 				if rep.TornLines > 0 {
-					a.say("skipped %d incomplete last lines", rep.TornLines)
-				}
-				if rep.GapRecords > 0 {
-					a.say("%d indexes missing: %s%s", rep.GapRecords, strings.Join(rep.Gaps, ", "), more(len(rep.Gaps), 10))
+					a.say("skipped %s", count(rep.TornLines, "incomplete last line", "incomplete last lines"))
 				}
 			}
+			// Each problem gets its own line; the last one is the error.
+			var problems []string
 			if rep.DuplicateCount > 0 {
-				return exitcode.New(exitcode.SomeFailed, fmt.Errorf("%d indexes appeared more than once (kept the first): %s%s",
-					rep.DuplicateCount, strings.Join(rep.Duplicates, "; "), more(len(rep.Duplicates), 10)))
+				problems = append(problems, fmt.Sprintf("%s appeared more than once (kept the first): %s%s",
+					count(rep.DuplicateCount, "index", "indexes"), strings.Join(rep.Duplicates, "; "), more(len(rep.Duplicates), 10)))
 			}
-			return nil
+			if rep.GapRecords > 0 {
+				gaps := fmt.Sprintf("%s missing: %s%s", count(rep.GapRecords, "index", "indexes"), strings.Join(rep.Gaps, ", "), more(len(rep.Gaps), 10))
+				switch {
+				case !allowGaps:
+					problems = append(problems, gaps+"\nif gaps are expected, add --allow-gaps")
+				case !quiet:
+					a.say("%s", gaps)
+				}
+			}
+			if len(problems) == 0 {
+				return nil
+			}
+			for _, p := range problems[:len(problems)-1] {
+				a.say("%s", p)
+			}
+			return exitcode.New(exitcode.SomeFailed, errors.New(problems[len(problems)-1]))
 		},
 	}
 	c.Flags().StringVarP(&output, "output", "o", "-", "write the merged records to `file` (- for standard output)")
+	c.Flags().BoolVar(&allowGaps, "allow-gaps", false, "exit 0 although indexes are missing (they are still reported)")
 	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "no summary on stderr")
-	c.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	setExitStatus(c, mergeExitStatus)
 	return c
 }
+
+const mergeExitStatus = `Exit status:
+  0    merged: no index twice, none missing (or --allow-gaps)
+  1    a file could not be read or written, or holds a line that is not a trawl record
+  2    usage error
+  3    an index appeared more than once, or indexes are missing; the output
+       is written all the same (each index once)`
 
 // more hints that a list was cut at its limit.
 func more(shown, limit int) string {

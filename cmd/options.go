@@ -213,11 +213,12 @@ func (v *rawValue) Set(s string) error {
 
 func (v *rawValue) Type() string { return v.kind.typeName() }
 
-// addFlags registers every option on fs.
+// addFlags registers every option on fs, each marked with its help group.
 func addFlags(fs *pflag.FlagSet, table []option) {
 	for _, o := range table {
 		v := &rawValue{kind: o.kind, text: o.def}
 		f := fs.VarPF(v, o.name, o.short, o.usage)
+		f.Annotations = map[string][]string{flagGroupKey: {o.group}}
 		if o.kind == kindBool {
 			f.NoOptDefVal = "true"
 		}
@@ -247,4 +248,5 @@ func splitList(s string) ([]string, error) {
 var (
 	progressModes = []string{"auto", "always", "never"}
 	logFormats    = []string{"text", "json"}
+	methods       = []string{"GET", "HEAD"}
 )

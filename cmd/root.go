@@ -44,23 +44,40 @@ type app struct {
 
 // Main runs trawl with the process's arguments and returns its exit status.
 // The first SIGINT or SIGTERM stops the run gracefully; a second one ends
-// the process at once through the default signal action.
+// the process at once.
 func Main() int {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
-	sigc := make(chan os.Signal, 1)
+	done := make(chan struct{})
+	defer close(done)
+	sigc := make(chan os.Signal, 2)
 	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigc)
 	go func() {
 		select {
 		case sig := <-sigc:
-			// Restoring the default action makes the next signal fatal.
-			signal.Reset(os.Interrupt, syscall.SIGTERM)
 			fmt.Fprintf(os.Stderr, "\ntrawl: %s: finishing in-flight requests and writing records (send it again to quit at once)\n", sig)
 			cancel(exitcode.Signal{Sig: sig})
-		case <-ctx.Done():
+		case <-done:
+			return
+		}
+		select {
+		case sig := <-sigc:
+			// Exit here rather than through the default action of the
+			// signal: signal.Reset restores the action trawl started with,
+			// which for a background job of a script is "ignore".
+			fmt.Fprintf(os.Stderr, "trawl: %s again: quitting at once; records in flight are lost\n", sig)
+			os.Exit(exitcode.Signal{Sig: sig}.Code())
+		case <-done:
 		}
 	}()
+	// A reader that goes away (trawl urls.txt | head -1) makes writes to
+	// stdout fail with EPIPE, reported as the write error it is (exit 1),
+	// instead of killing trawl with SIGPIPE. Notify rather than Ignore:
+	// an ignored SIGPIPE would be inherited by exec transforms' commands.
+	pipec := make(chan os.Signal, 1)
+	signal.Notify(pipec, syscall.SIGPIPE)
+	defer signal.Stop(pipec)
 
 	s := streams{
 		In:       os.Stdin,
@@ -75,24 +92,31 @@ func Main() int {
 // run executes one command line and reports errors the one way trawl does:
 // "trawl: " and a lowercase message on stderr, usage hints on their own line.
 func run(ctx context.Context, s streams, args []string) int {
-	a := &app{streams: s, version: buildVersion(), registry: transform.Builtin()}
-	a.options = optionTable(a.version)
-	root := a.rootCommand()
+	root := newApp(s).rootCommand()
 	root.SetArgs(args)
 	root.SetIn(s.In)
 	root.SetOut(s.Out)
 	root.SetErr(s.Err)
-	err := root.ExecuteContext(ctx)
+	c, err := root.ExecuteContextC(ctx)
 	if err != nil {
 		if msg := err.Error(); msg != "" {
 			fmt.Fprintf(s.Err, "trawl: %s\n", msg)
 		}
 		var ue *usageError
 		if errors.As(err, &ue) {
-			fmt.Fprintln(s.Err, "Run 'trawl --help' for usage.")
+			// Point at the help of the command that was given, where the
+			// flags and arguments it takes are.
+			fmt.Fprintf(s.Err, "Run '%s --help' for usage.\n", c.CommandPath())
 		}
 	}
 	return exitCode(err)
+}
+
+// newApp builds what the commands of one process (or one test) share.
+func newApp(s streams) *app {
+	a := &app{streams: s, version: buildVersion(), registry: transform.Builtin()}
+	a.options = optionTable(a.version)
+	return a
 }
 
 // buildVersion reports the module version when built by `go install`, and
@@ -117,15 +141,18 @@ error_kind "invalid_url".
 Settings come from flags, then TRAWL_<FLAG> environment variables (dashes
 become underscores, e.g. TRAWL_FETCH_CONCURRENCY=8), then the config file
 (--config, TRAWL_CONFIG, ./trawl.yaml or $XDG_CONFIG_HOME/trawl/config.yaml),
-then the defaults. 'trawl config' shows the effective values and their source.`,
+then the defaults. A TRAWL_ variable that names no setting gets a warning.
+'trawl config' shows the effective values and their source.`,
 		Example: `  trawl demo                           # try it on a built-in local site
   trawl urls.txt > out.jsonl
   cat urls.txt | trawl -x title | jq -r 'select(.status == 200) | .title'
   trawl a.txt b.txt -f csv -o out.csv
   trawl urls.txt -c 64 --unordered -x title -x sha256`,
-		Args:          cobra.ArbitraryArgs,
-		SilenceErrors: true,
-		SilenceUsage:  true,
+		Args: cobra.ArbitraryArgs,
+		// The arguments are input files (cobra offers the commands too).
+		ValidArgsFunction: completeFiles,
+		SilenceErrors:     true,
+		SilenceUsage:      true,
 		RunE: func(c *cobra.Command, args []string) error {
 			if err := checkInputs(c, args); err != nil {
 				return err
@@ -139,93 +166,78 @@ then the defaults. 'trawl config' shows the effective values and their source.`,
 	}
 	root.Flags().SortFlags = false
 	a.addRunFlags(root)
+	root.AddCommand(a.demoCommand(), a.versionCommand(), a.transformsCommand(), a.configCommand(), a.mergeCommand(), a.completionCommand())
+	root.CompletionOptions.DisableDefaultCmd = true // completionCommand replaces it
+	// Without a distance cobra suggests only by prefix, so the typos that
+	// checkInputs and the help command look for ("transfroms") got none.
+	root.SuggestionsMinimumDistance = 2
+	// Every command gets trawl's usage errors and its usage layout, also
+	// those that do not set them, such as the help command.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
-	root.AddCommand(a.demoCommand(), a.versionCommand(), a.transformsCommand(), a.configCommand(), a.mergeCommand())
+	root.SetUsageFunc(func(c *cobra.Command) error {
+		a.printUsage(c)
+		return nil
+	})
+	// The help command is added now rather than when the command line
+	// runs, so that the tree is complete for tests that walk it.
+	root.SetHelpCommand(a.helpCommand())
+	root.InitDefaultHelpCmd()
 	return root
 }
 
-// addRunFlags gives c every fetch option, plus --config, with grouped help.
+// addRunFlags gives c every fetch option, plus --config. A command with
+// them runs the pipeline and can end with any status of a run; one that
+// does not (config) sets its own statuses after this.
 func (a *app) addRunFlags(c *cobra.Command) {
 	fs := c.Flags()
 	fs.SortFlags = false
 	addFlags(fs, a.options)
 	fs.String("config", "", "read settings from this YAML `file`")
-	c.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
-	c.SetUsageFunc(func(c *cobra.Command) error {
-		a.printUsage(c)
-		return nil
-	})
-}
-
-// printUsage shows the flags in groups, since one flat list of 25 flags is
-// hard to scan, and ends with the exit statuses.
-func (a *app) printUsage(c *cobra.Command) {
-	w := c.OutOrStderr()
-	fmt.Fprintf(w, "Usage:\n  %s\n", c.UseLine())
-	if c.HasAvailableSubCommands() {
-		fmt.Fprintln(w, "\nCommands:")
-		for _, sub := range c.Commands() {
-			if sub.IsAvailableCommand() {
-				fmt.Fprintf(w, "  %-12s %s\n", sub.Name(), sub.Short)
-			}
-		}
-	}
-	if c.Example != "" {
-		fmt.Fprintf(w, "\nExamples:\n%s\n", c.Example)
-	}
-	var groups []string
-	byGroup := map[string]*pflag.FlagSet{}
-	for _, o := range a.options {
-		fs, ok := byGroup[o.group]
-		if !ok {
-			fs = pflag.NewFlagSet(o.group, pflag.ContinueOnError)
-			fs.SortFlags = false
-			byGroup[o.group] = fs
-			groups = append(groups, o.group)
-		}
-		fs.AddFlag(c.Flags().Lookup(o.name))
-	}
-	for _, g := range groups {
-		fmt.Fprintf(w, "\n%s flags:\n%s", g, byGroup[g].FlagUsages())
-	}
-	other := pflag.NewFlagSet("other", pflag.ContinueOnError)
-	other.AddFlag(c.Flags().Lookup("config"))
-	if h := c.Flags().Lookup("help"); h != nil {
-		other.AddFlag(h)
-	}
-	fmt.Fprintf(w, "\nOther flags:\n%s", other.FlagUsages())
-	fmt.Fprintf(w, "\n%s\n", exitcode.Help)
-	if c.HasAvailableSubCommands() {
-		fmt.Fprintln(w, "\nRun 'trawl COMMAND --help' for more about a command.")
-	}
+	a.registerCompletions(c)
+	setExitStatus(c, exitcode.Help)
 }
 
 // config resolves the layered settings for a command's flags.
 func (a *app) config(fs *pflag.FlagSet, inputs []string) (*Config, error) {
-	s, err := loadSettings(fs, a.options)
+	s, err := a.settings(fs)
 	if err != nil {
 		return nil, err
 	}
 	return s.resolve(inputs, a.registry)
 }
 
+// settings layers the settings for a command's flags, first warning about
+// TRAWL_* variables that name no setting, since the layering ignores them.
+// The warnings come even with --quiet, which silences the progress and the
+// summary: they mean a setting the user made is not being used.
+func (a *app) settings(fs *pflag.FlagSet) (*settings, error) {
+	for _, w := range unknownEnv(os.Environ(), a.options) {
+		fmt.Fprintf(a.streams.Err, "trawl: warning: %s\n", w)
+	}
+	return loadSettings(fs, a.options)
+}
+
 func (a *app) versionCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the version",
-		Args:  noArgs,
+	c := &cobra.Command{
+		Use:               "version",
+		Short:             "Print the version",
+		Args:              noArgs,
+		ValidArgsFunction: cobra.NoFileCompletions,
 		RunE: func(c *cobra.Command, _ []string) error {
 			fmt.Fprintf(c.OutOrStdout(), "trawl %s (%s %s/%s)\n", a.version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 			return nil
 		},
 	}
+	setExitStatus(c, printExitStatus)
+	return c
 }
 
 func (a *app) transformsCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "transforms",
-		Short: "List the transforms usable with -x",
-		Args:  noArgs,
+	c := &cobra.Command{
+		Use:               "transforms",
+		Short:             "List the transforms usable with -x",
+		Args:              noArgs,
+		ValidArgsFunction: cobra.NoFileCompletions,
 		RunE: func(c *cobra.Command, _ []string) error {
 			w := c.OutOrStdout()
 			fmt.Fprintln(w, "Transforms (use -x NAME, -x NAME=ARG, or -x KEY:NAME[=ARG] to store the output under KEY).")
@@ -237,6 +249,8 @@ func (a *app) transformsCommand() *cobra.Command {
 			return nil
 		},
 	}
+	setExitStatus(c, printExitStatus)
+	return c
 }
 
 // noArgs is cobra.NoArgs with trawl's usage exit status.

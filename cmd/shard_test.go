@@ -142,7 +142,7 @@ func TestMergeCommandReportsDuplicates(t *testing.T) {
 		t.Fatalf("exit %d, output %q", c.ProcessState.ExitCode(), out)
 	}
 	stderr, _ := exec.Command("trawl", "merge", a).CombinedOutput()
-	if !strings.Contains(string(stderr), "1 indexes missing: index 1") {
+	if !strings.Contains(string(stderr), "1 index missing: index 1") {
 		t.Fatalf("gap not reported: %s", stderr)
 	}
 }

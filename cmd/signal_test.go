@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -162,42 +163,114 @@ func TestSignalStopsGracefully(t *testing.T) {
 	}
 }
 
-// TestSecondSignalQuitsAtOnce: with a long grace period, a second
-// interrupt must end trawl without waiting for it.
+// TestSecondSignalQuitsAtOnce: with a long grace period, a second signal
+// must end trawl at once with the signal's status. That includes a trawl
+// started with SIGINT ignored, as a background job of a script is
+// (`trawl list & kill -INT $!`): there the default action of SIGINT is
+// "ignore", so only trawl's own handling can end it.
 func TestSecondSignalQuitsAtOnce(t *testing.T) {
-	srv, started := hangServer(t)
-	list := writeList(t, srv.URL, 0, 50)
-	c := exec.Command("trawl", "-c", "4", "--shutdown-grace", "10m", "--progress", "never", list, "-o", filepath.Join(t.TempDir(), "out.jsonl"))
-	stderr, err := c.StderrPipe()
+	for _, tc := range []struct {
+		name    string
+		sig     os.Signal
+		ignored bool // start trawl with the signal ignored
+		code    int
+	}{
+		{"interrupt", os.Interrupt, false, exitcode.Interrupted},
+		{"terminated", syscall.SIGTERM, false, exitcode.Terminated},
+		{"interrupt ignored at start", os.Interrupt, true, exitcode.Interrupted},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, started := hangServer(t)
+			list := writeList(t, srv.URL, 0, 50)
+			args := []string{"-c", "4", "--shutdown-grace", "10m", "--progress", "never", list, "-o", filepath.Join(t.TempDir(), "out.jsonl")}
+			c := exec.Command("trawl", args...)
+			if tc.ignored {
+				// The shell ignores the signal and exec keeps it ignored
+				// in trawl, which is how a non-interactive shell starts a
+				// background job.
+				c = exec.Command("sh", append([]string{"-c", `trap '' INT; exec trawl "$@"`, "sh"}, args...)...)
+			}
+			stderr, err := c.StderrPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Start(); err != nil {
+				t.Fatal(err)
+			}
+			waitN(t, started, 4)
+			var sawNotice atomic.Bool
+			notice := make(chan struct{})
+			var rest strings.Builder
+			readDone := make(chan struct{})
+			go func() {
+				defer close(readDone)
+				sc := bufio.NewScanner(stderr)
+				for sc.Scan() {
+					if strings.Contains(sc.Text(), "send it again to quit at once") && !sawNotice.Swap(true) {
+						close(notice)
+					} else if sawNotice.Load() {
+						rest.WriteString(sc.Text() + "\n")
+					}
+				}
+			}()
+			c.Process.Signal(tc.sig)
+			select {
+			case <-notice:
+			case <-time.After(20 * time.Second):
+				c.Process.Kill()
+				t.Fatal("no notice after the first signal")
+			}
+			c.Process.Signal(tc.sig)
+			st := waitExit(t, c, 10*time.Second)
+			<-readDone
+			if st.ExitCode() != tc.code {
+				t.Fatalf("after a second signal: %v, want exit status %d", st, tc.code)
+			}
+			if !strings.Contains(rest.String(), "quitting at once") {
+				t.Errorf("stderr after the notice does not say why trawl quit:\n%s", rest.String())
+			}
+		})
+	}
+}
+
+// TestClosedStdoutIsAWriteFailure is `trawl list | head -1`: once the
+// reader has gone, trawl cannot write its output, which is a failure of
+// trawl itself (status 1, said on stderr), not a death by SIGPIPE (141).
+func TestClosedStdoutIsAWriteFailure(t *testing.T) {
+	srv, _ := hangServer(t)
+	// Long URLs make long records: the output is far more than a pipe
+	// holds, so trawl is still writing when the reader closes its end.
+	var b strings.Builder
+	for i := range 400 {
+		fmt.Fprintf(&b, "%s/fast/%d/%s\n", srv.URL, i, strings.Repeat("a", 2000))
+	}
+	list := filepath.Join(t.TempDir(), "urls.txt")
+	if err := os.WriteFile(list, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
+	c := exec.Command("trawl", "--progress", "never", list)
+	c.Stdout = w
+	var stderr strings.Builder
+	c.Stderr = &stderr
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitN(t, started, 4)
-	var sawNotice atomic.Bool
-	notice := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), "send it again to quit at once") && !sawNotice.Swap(true) {
-				close(notice)
-			}
-		}
-	}()
-	c.Process.Signal(os.Interrupt)
-	select {
-	case <-notice:
-	case <-time.After(20 * time.Second):
-		c.Process.Kill()
-		t.Fatal("no notice after the first interrupt")
+	w.Close()
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil || !strings.Contains(line, `"index":0`) {
+		t.Fatalf("first line %q, %v", line, err)
 	}
-	c.Process.Signal(os.Interrupt)
-	st := waitExit(t, c, 10*time.Second)
-	ws, ok := st.Sys().(syscall.WaitStatus)
-	if !ok || !(ws.Signaled() && ws.Signal() == syscall.SIGINT) && st.ExitCode() != exitcode.Interrupted {
-		t.Fatalf("after a second interrupt: %v", st)
+	r.Close()
+	st := waitExit(t, c, 20*time.Second)
+	if st.ExitCode() != exitcode.Failure {
+		t.Fatalf("with its output closed: %v, want exit status %d; stderr:\n%s", st, exitcode.Failure, stderr.String())
+	}
+	if !regexp.MustCompile(`(?m)^trawl: cannot write .*: broken pipe$`).MatchString(stderr.String()) {
+		t.Errorf("stderr does not say the output could not be written:\n%s", stderr.String())
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -46,10 +47,12 @@ func ParseShard(s string, by string) (Shard, error) {
 	return Shard{K: ki, N: ni, By: ShardBy(by)}, nil
 }
 
+// ShardByNames lists the values CheckShardBy accepts, for shell completion.
+func ShardByNames() []string { return []string{string(ShardByHost), string(ShardByURL)} }
+
 // CheckShardBy checks a --shard-by value.
 func CheckShardBy(by string) error {
-	switch ShardBy(by) {
-	case ShardByHost, ShardByURL:
+	if slices.Contains(ShardByNames(), by) {
 		return nil
 	}
 	return fmt.Errorf("bad shard-by %q: want host or url", by)
