@@ -2,6 +2,7 @@ package fetch
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -211,15 +212,26 @@ func (g *hopGuard) gotConn(info httptrace.GotConnInfo) {
 	if !ok {
 		return
 	}
+	var err error
 	if g.proxies.has(tcp.String()) {
-		g.judge(literal(g.cur.host)) // an HTTP/2 tunnel through the proxy
-		return
+		err = g.judge(literal(g.cur.host)) // an HTTP/2 tunnel through the proxy
+	} else if addr, ok := netip.AddrFromSlice(tcp.IP); ok {
+		err = g.judge(addr, true)
 	}
-	addr, ok := netip.AddrFromSlice(tcp.IP)
-	if !ok {
-		return
+	if err != nil && !isHTTP2(info.Conn) {
+		// Cancelling is not enough for HTTP/1: net/http writes the
+		// request to the connection it handed over without looking at
+		// the context again. A closed connection sends nothing. HTTP/2
+		// does look before it writes the headers, and its connection may
+		// be carrying other requests.
+		info.Conn.Close()
 	}
-	g.judge(addr, true)
+}
+
+// isHTTP2 reports whether c was negotiated for HTTP/2.
+func isHTTP2(c net.Conn) bool {
+	tc, ok := c.(*tls.Conn)
+	return ok && tc.ConnectionState().NegotiatedProtocol == "h2"
 }
 
 // judge counts a hop whose address is addr (if known) and refuses it if
