@@ -140,8 +140,8 @@ func table() []entry {
 		// only 2000::/3 to global unicast and keeps the rest (apart from
 		// the entries above) reserved by the IETF, so no public host lives
 		// there; that includes fec0::/10, the deprecated site-local range.
-		{"2000::/3", "Global Unicast", "RFC 4291, section 2.4", public},
-		{"::/0", "Reserved by IETF", "RFC 4291, section 2.4", notPublic},
+		{"2000::/3", "Global Unicast", "RFC 3587, IANA IPv6 Address Space", public},
+		{"::/0", "Reserved by IETF", "IANA IPv6 Address Space", notPublic},
 	}
 }
 

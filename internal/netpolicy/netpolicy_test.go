@@ -190,7 +190,7 @@ func TestEmbeddedIPv4(t *testing.T) {
 		"2002:c000:201::1": true, "2002:c058:6301::1": true, "2002::1": true,
 		"2002:808:808::1": false, "2002:808:808:ffff:ffff:ffff:ffff:ffff": false,
 		// Teredo: server in bits 32-64, client inverted in the last 32 bits.
-		// RFC 4380's example (server 65.54.227.120, client 192.0.2.45):
+		// The usual worked example: server 65.54.227.120, client 192.0.2.45.
 		"2001:0:4136:e378:8000:63bf:3fff:fdd2": true,
 		"2001:0:4136:e378:8000:63bf:f7f7:f7f7": false, // client 8.8.8.8
 		"2001:0:4136:e378:8000:63bf:80ff:fffe": true,  // client 127.0.0.1
