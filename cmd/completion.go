@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/trawl-dev/trawl/fetch"
 	"github.com/trawl-dev/trawl/sink"
 	"github.com/trawl-dev/trawl/source"
 	"github.com/trawl-dev/trawl/stage"
@@ -133,6 +134,8 @@ func fixedValues(name string) []string {
 		return source.ShardByNames()
 	case optMethod:
 		return methods
+	case optEngine:
+		return fetch.EngineNames()
 	}
 	return nil
 }

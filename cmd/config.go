@@ -397,6 +397,7 @@ func (s *settings) resolve(inputs []string, registry *transform.Registry) (*Conf
 	}
 	fo.Insecure = p.boolean(optInsecure)
 	fo.HTTP1 = p.boolean(optHTTP1)
+	fo.Engine = p.oneOf(optEngine, fetch.EngineNames()...)
 	fo.Cookies = p.boolean(optCookies)
 	for _, entry := range p.list(optResolve) {
 		key, addr, err := fetch.ParseResolve(entry)

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+	"github.com/trawl-dev/trawl/fetch"
 )
 
 // kind is how an option's text is interpreted.
@@ -100,6 +101,7 @@ const (
 	optProxy                = "proxy"
 	optInsecure             = "insecure"
 	optHTTP1                = "http1"
+	optEngine               = "engine"
 	optCookies              = "cookies"
 	optResolve              = "resolve"
 	optDedupe               = "dedupe"
@@ -134,6 +136,7 @@ func optionTable(version string) []option {
 		{optReorderWindow, "", kindInt, "0", "in input order, how many records a stage may hold behind the oldest unfinished one (0 = automatic: 16 per worker, at least 4096)", "Concurrency"},
 		{optReorderMemory, "", kindSize, "64MiB", "in input order, how many bytes of bodies and results a stage may hold behind the oldest unfinished one (0 = no limit but the record count)", "Concurrency"},
 
+		{optEngine, "", kindString, fetch.EngineLean, "HTTP `engine`: lean (trawl's own HTTP/1.1, with HTTP/2 where servers offer it) or net (Go's net/http, for diagnosis)", "HTTP"},
 		{optTimeout, "", kindDuration, "30s", "per-attempt limit for connecting, headers and body", "HTTP"},
 		{optConnectTimeout, "", kindDuration, "10s", "limit for the TCP connect and TLS handshake", "HTTP"},
 		{optRetries, "", kindInt, "2", "retries after a connection error, timeout or status 408/425/429/500/502/503/504", "HTTP"},

@@ -41,13 +41,13 @@ var errUnknownEncoding = errors.New("unknown content encoding")
 // A body cut at MaxBody is reported as truncated and its connection is
 // closed rather than drained, since draining an arbitrarily long body would
 // defeat the cap.
-func (c *Client) readBody(resp *http.Response, file BodyFile, r *record.Record) attemptResult {
-	if resp.Request.Method == http.MethodHead {
+func (c *Client) readBody(resp *response, method string, file BodyFile, r *record.Record) attemptResult {
+	if method == http.MethodHead {
 		return attemptResult{}
 	}
-	wire := &countingReader{r: resp.Body}
+	wire := &countingReader{r: resp.body}
 	var body io.Reader = wire
-	if ce := resp.Header.Get("Content-Encoding"); ce != "" && !c.opts.RawEncoding {
+	if ce := resp.header.Get("Content-Encoding"); ce != "" && !c.opts.RawEncoding {
 		dec, closeDec, err := decoder(wire, ce)
 		switch {
 		case err == nil:
@@ -63,7 +63,7 @@ func (c *Client) readBody(resp *http.Response, file BodyFile, r *record.Record) 
 	memLimit := c.opts.MaxBody
 	var mem bytes.Buffer
 	if !c.opts.DiscardBody {
-		if n := resp.ContentLength; n > 0 {
+		if n := resp.contentLength; n > 0 {
 			mem.Grow(int(min(n, memLimit) + 1))
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 
+	"github.com/trawl-dev/trawl/fetch/internal/lean"
 	"github.com/trawl-dev/trawl/record"
 )
 
@@ -24,12 +25,17 @@ func (e *TooManyRedirectsError) Error() string {
 	return fmt.Sprintf("stopped after %d redirects (--max-redirects)", e.Max)
 }
 
-// BadRedirectError reports a redirect to a URL trawl will not follow.
+// BadRedirectError reports a redirect to a URL trawl will not follow: not
+// http(s), or not a URL at all (Err says why).
 type BadRedirectError struct {
 	Location string
+	Err      error
 }
 
 func (e *BadRedirectError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("redirected to %q, which is not a valid URL: %v", e.Location, e.Err)
+	}
 	return fmt.Sprintf("redirected to %s: only http and https URLs are followed", e.Location)
 }
 
@@ -106,6 +112,7 @@ func classify(parent context.Context, err error) record.Kind {
 		bodyErr  *BodyError
 		saveErr  *SaveError
 		dnsErr   *net.DNSError
+		protoErr *lean.ProtocolError
 	)
 	switch {
 	case errors.As(err, &blocked):
@@ -126,6 +133,8 @@ func classify(parent context.Context, err error) record.Kind {
 		return record.KindTLS
 	case errors.As(err, &bodyErr):
 		return record.KindBody
+	case errors.As(err, &protoErr):
+		return record.KindProtocol
 	}
 	return record.KindConnect
 }

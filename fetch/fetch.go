@@ -1,6 +1,9 @@
-// Package fetch is trawl's HTTP client: a transport tuned for many requests
-// to many hosts, per-attempt timeouts, retries with exponential backoff, full
-// jitter and Retry-After, redirect limits and a cap on body size.
+// Package fetch is trawl's HTTP client: two engines (fetch/internal/lean,
+// trawl's own HTTP/1.1 with HTTP/2 through x/net/http2, and net/http for
+// diagnosis) behind one redirect loop that applies trawl's rules on every
+// hop (address and host policy, credentials, cookies, rate limits), and
+// per-attempt timeouts, retries with exponential backoff, full jitter and
+// Retry-After, and caps on body size before and after decoding.
 //
 // Every outcome, good or bad, is written into the record passed to Fetch;
 // Fetch itself never fails, so the caller always has a record to write.
@@ -8,8 +11,10 @@ package fetch
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -17,13 +22,16 @@ import (
 	"sync"
 	"time"
 
+	"github.com/trawl-dev/trawl/fetch/internal/lean"
 	"github.com/trawl-dev/trawl/internal/netpolicy"
 	"github.com/trawl-dev/trawl/record"
 )
 
-// Options configures a Client. Zero durations and counts fall back to the
-// documented defaults via Defaults; negative retries mean none.
+// Options configures a Client; Defaults returns trawl's. An empty Engine
+// or Method means the default one; timeouts must be positive.
 type Options struct {
+	// Engine is EngineLean (the default) or EngineNet.
+	Engine string
 	// Concurrency is the number of requests the caller runs at once; it sizes
 	// the idle connection pool so finished requests leave reusable connections.
 	Concurrency int
@@ -65,30 +73,41 @@ type Options struct {
 	Proxy *url.URL
 	// Insecure skips TLS certificate verification.
 	Insecure bool
+	// RootCAs, when set, are the certificate authorities trusted instead
+	// of the system's.
+	RootCAs *x509.CertPool
 	// HTTP1 keeps to HTTP/1.1 even where a server offers HTTP/2.
 	HTTP1 bool
 	// Cookies keeps the cookies servers set, in memory, for the run.
 	Cookies bool
 	// Resolve maps "host:port" to the "addr:port" to connect to instead.
 	Resolve map[string]string
-	// WrapTransport, when set, wraps the HTTP transport, for example to
-	// rate-limit every request and watch every response.
-	WrapTransport func(http.RoundTripper) http.RoundTripper
+	// Limiter, when set, paces requests and hears every response.
+	Limiter Limiter
 	// Policy says which addresses and hosts may be reached.
 	Policy Policy
-	// BeforeAttempt, when set, is called before each attempt (1 for the
-	// first) with the URL's context, outside the per-attempt timeout, so
-	// that waiting for a rate limit does not eat into --timeout. It
-	// returns the context for the attempt's request.
-	BeforeAttempt func(ctx context.Context, r *record.Record, attempt int) (context.Context, error)
 	// Accept is the set of statuses that count as success.
 	Accept StatusSet
 }
+
+// Limiter paces requests. Wait is asked before every request except a
+// URL's first, which the caller's scheduler paid for when it started the
+// URL: before each retry (outside the attempt's timeout, so that waiting
+// for a token does not eat into --timeout) and before each redirect hop.
+// Observe hears every response, for adaptive backoff.
+type Limiter interface {
+	Wait(ctx context.Context, u *url.URL) error
+	Observe(u *url.URL, status int, header interface{ Get(string) string })
+}
+
+// maxHeaderBytes bounds a response's headers.
+const maxHeaderBytes = 1 << 20
 
 // Defaults returns the options trawl uses when nothing is configured.
 func Defaults() Options {
 	accept, _ := ParseStatusSet("200-399")
 	return Options{
+		Engine:         EngineLean,
 		Concurrency:    32,
 		Timeout:        30 * time.Second,
 		ConnectTimeout: 10 * time.Second,
@@ -104,19 +123,32 @@ func Defaults() Options {
 
 // Client fetches URLs into records. It is safe for concurrent use.
 type Client struct {
-	opts      Options
-	transport *http.Transport
-	http      *http.Client
-	cls       *netpolicy.Classifier
-	proxies   *proxyAddrs
+	opts    Options
+	engine  engine
+	jar     http.CookieJar
+	cls     *netpolicy.Classifier
+	proxies *proxyAddrs
+	// header is what every first request sends; host overrides the Host.
+	header http.Header
+	host   string
 	// bufs recycles read buffers: a fresh 32 KiB per response was the
 	// largest allocation per URL, and the garbage collector's main work.
 	bufs sync.Pool
 }
 
-// New builds a Client from opts.
+// New builds a Client from opts. Zero values take the defaults.
 func New(opts Options) (*Client, error) {
+	def := Defaults()
+	switch opts.Engine {
+	case "":
+		opts.Engine = def.Engine
+	case EngineLean, EngineNet:
+	default:
+		return nil, fmt.Errorf("unknown engine %q: want %s", opts.Engine, strings.Join(EngineNames(), " or "))
+	}
 	switch opts.Method {
+	case "":
+		opts.Method = def.Method
 	case http.MethodGet, http.MethodHead:
 	default:
 		return nil, fmt.Errorf("unsupported method %q: use GET or HEAD", opts.Method)
@@ -127,70 +159,43 @@ func New(opts Options) (*Client, error) {
 	if opts.MaxBody < 0 {
 		return nil, errors.New("body cap must not be negative")
 	}
-	if opts.Concurrency < 1 {
-		opts.Concurrency = 1
+	opts.Concurrency = max(opts.Concurrency, 1)
+	c := &Client{opts: opts, cls: opts.Policy.classifier(), proxies: &proxyAddrs{}}
+	c.header = http.Header{"Accept": {"*/*"}}
+	if opts.Method != http.MethodHead {
+		// Setting this ourselves turns off Go's transparent gzip, which
+		// knows neither br nor zstd and hides the wire size.
+		c.header.Set("Accept-Encoding", acceptEncoding)
+	}
+	if opts.UserAgent != "" {
+		c.header.Set("User-Agent", opts.UserAgent)
+	}
+	for k, vs := range opts.Header {
+		if strings.EqualFold(k, "Host") {
+			c.host = vs[len(vs)-1]
+			continue
+		}
+		c.header[k] = vs
 	}
 	dialer := &net.Dialer{Timeout: opts.ConnectTimeout, KeepAlive: 30 * time.Second}
-	transport := &http.Transport{
-		Proxy:       http.ProxyFromEnvironment,
-		DialContext: dialer.DialContext,
-		// A custom dialer turns HTTP/2 off unless asked for explicitly.
-		ForceAttemptHTTP2: true,
-		// Go keeps only 2 idle connections per host by default, so with many
-		// workers on one host most requests would open a new connection.
-		MaxIdleConnsPerHost:    opts.Concurrency,
-		MaxIdleConns:           max(100, 2*opts.Concurrency),
-		IdleConnTimeout:        90 * time.Second,
-		TLSHandshakeTimeout:    opts.ConnectTimeout,
-		ExpectContinueTimeout:  time.Second,
-		MaxResponseHeaderBytes: 1 << 20,
+	if opts.Engine == EngineNet {
+		c.engine = newNetEngine(opts, dialer, c)
+	} else {
+		e, err := newLeanEngine(opts, targetDialer(dialer, opts.Resolve, &c.opts.Policy, c.cls), dialer.DialContext)
+		if err != nil {
+			return nil, err
+		}
+		c.engine = e
 	}
-	configureTransport(transport, dialer, opts)
-	c := &Client{opts: opts, transport: transport, cls: opts.Policy.classifier(), proxies: &proxyAddrs{}}
-	transport.Proxy = c.proxies.wrap(transport.Proxy)
-	transport.DialContext = policyDialer(transport.DialContext, dialer, &c.opts.Policy, c.cls, c.proxies)
 	c.bufs.New = func() any { b := make([]byte, 32<<10); return &b }
-	var rt http.RoundTripper = transport
-	if opts.WrapTransport != nil {
-		rt = opts.WrapTransport(transport)
-	}
-	c.http = &http.Client{
-		Transport:     rt,
-		CheckRedirect: c.checkRedirect,
-	}
 	if opts.Cookies {
-		c.http.Jar = newJar()
+		c.jar = newJar()
 	}
 	return c, nil
 }
 
 // Close releases idle connections.
-func (c *Client) Close() {
-	c.transport.CloseIdleConnections()
-}
-
-func (c *Client) checkRedirect(req *http.Request, via []*http.Request) error {
-	if len(via) > c.opts.MaxRedirects {
-		return &TooManyRedirectsError{Max: c.opts.MaxRedirects}
-	}
-	if s := strings.ToLower(req.URL.Scheme); s != "http" && s != "https" {
-		return &BadRedirectError{Location: req.URL.Redacted()}
-	}
-	if err := c.opts.Policy.Hosts.Check(req.URL.Hostname()); err != nil {
-		return &BlockedError{Reason: "redirected: " + err.Error()}
-	}
-	if err := c.checkLiteral(req.URL.Hostname()); err != nil {
-		return err
-	}
-	// Credentials given for one host are not for another. (Go keeps them
-	// for subdomains; trawl is stricter.)
-	if !strings.EqualFold(req.URL.Host, via[0].URL.Host) {
-		for _, h := range []string{"Authorization", "Proxy-Authorization", "Cookie"} {
-			req.Header.Del(h)
-		}
-	}
-	return nil
-}
+func (c *Client) Close() { c.engine.closeIdle() }
 
 // Fetch requests r.Target and fills in r's response fields, or its error.
 // Records that already carry an error (invalid lines) are left untouched.
@@ -200,26 +205,19 @@ func (c *Client) Fetch(ctx context.Context, r *record.Record) {
 	}
 	start := time.Now()
 	defer func() { r.Duration = time.Since(start) }()
-	if err := c.opts.Policy.Hosts.Check(r.Target.Hostname()); err != nil {
-		r.Fail(record.KindBlocked, &BlockedError{Reason: err.Error()})
-		return
-	}
-	if err := c.checkLiteral(r.Target.Hostname()); err != nil {
+	if err := c.checkHost(r.Target, ""); err != nil {
 		r.Fail(record.KindBlocked, err)
 		return
 	}
-
 	for {
-		actx := ctx
-		if c.opts.BeforeAttempt != nil {
-			var err error
-			if actx, err = c.opts.BeforeAttempt(ctx, r, r.Attempts+1); err != nil {
+		if r.Attempts > 0 && c.opts.Limiter != nil {
+			if err := c.opts.Limiter.Wait(ctx, r.Target); err != nil {
 				r.Fail(record.KindCanceled, fmt.Errorf("stopped while waiting for the rate limit: %w", err))
 				return
 			}
 		}
 		r.Attempts++
-		res := c.attempt(actx, r)
+		res := c.attempt(ctx, r)
 		if res.err == nil {
 			return
 		}
@@ -244,6 +242,17 @@ func (c *Client) Fetch(ctx context.Context, r *record.Record) {
 	}
 }
 
+// checkHost applies the host patterns and, with --deny-private, refuses a
+// private address written in the URL before any connection: through a
+// proxy the dial-time check never sees the target. via names the hop for
+// messages ("" for the URL itself).
+func (c *Client) checkHost(u *url.URL, via string) error {
+	if err := c.opts.Policy.Hosts.Check(u.Hostname()); err != nil {
+		return &BlockedError{Reason: via + err.Error()}
+	}
+	return c.checkLiteral(u.Hostname())
+}
+
 // attemptResult is the outcome of one request.
 type attemptResult struct {
 	err           error
@@ -252,63 +261,80 @@ type attemptResult struct {
 	retryAfterSet bool
 }
 
-// attempt sends one request and reads its body under the per-attempt
-// timeout, writing the response fields of r as it goes so that the record
-// describes the last response even when that response is a failure.
-func (c *Client) attempt(ctx context.Context, r *record.Record) (res attemptResult) {
-	gctx, stop := c.guardAttempt(ctx)
-	defer stop(nil)
-	actx, cancel := context.WithTimeout(gctx, c.opts.Timeout)
+// attempt sends one request, follows its redirects and reads the final
+// body, all under the per-attempt timeout, writing the response fields of
+// r as it goes so that the record describes the last response even when
+// that response is a failure.
+func (c *Client) attempt(ctx context.Context, r *record.Record) attemptResult {
+	actx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
-	defer func() {
-		if b := blockedCause(gctx); b != nil {
-			res = attemptResult{err: b}
+	guard := c.newGuard()
+	u := r.Target
+	req := &outRequest{method: c.opts.Method, url: u, host: c.host, header: c.header}
+	var resp *response
+	for hops := 0; ; hops++ {
+		if hops > 0 && c.opts.Limiter != nil {
+			if err := c.opts.Limiter.Wait(actx, u); err != nil {
+				return attemptResult{err: err}
+			}
 		}
-	}()
-
-	req, err := http.NewRequestWithContext(actx, c.opts.Method, r.Target.String(), nil)
-	if err != nil {
-		return attemptResult{err: err}
-	}
-	req.Header.Set("Accept", "*/*")
-	if req.Method != http.MethodHead {
-		// Setting this ourselves turns off Go's transparent gzip, which
-		// knows neither br nor zstd and hides the wire size.
-		req.Header.Set("Accept-Encoding", acceptEncoding)
-	}
-	if c.opts.UserAgent != "" {
-		req.Header.Set("User-Agent", c.opts.UserAgent)
-	}
-	for k, vs := range c.opts.Header {
-		if strings.EqualFold(k, "Host") {
-			req.Host = vs[len(vs)-1]
-			continue
+		if guard != nil {
+			host := u.Hostname()
+			req.onConn = func(info lean.ConnInfo) error { return guard.judge(host, info) }
 		}
-		req.Header[k] = vs
+		send := req
+		if c.jar != nil {
+			withJar := *req
+			withJar.header = withCookies(req.header, c.jar.Cookies(u))
+			send = &withJar
+		}
+		var err error
+		resp, err = c.engine.roundTrip(actx, send)
+		if err != nil {
+			return c.requestFailed(ctx, err)
+		}
+		if c.opts.Limiter != nil {
+			c.opts.Limiter.Observe(u, resp.status, resp.header)
+		}
+		if c.jar != nil {
+			if set := resp.header.Values("Set-Cookie"); len(set) > 0 {
+				c.jar.SetCookies(u, (&http.Response{Header: http.Header{"Set-Cookie": set}}).Cookies())
+			}
+		}
+		loc := resp.header.Get("Location")
+		if !isRedirect(resp.status) || loc == "" {
+			break
+		}
+		discard(resp.body)
+		next, err := c.redirect(u, loc, hops+1)
+		if err != nil {
+			return attemptResult{err: err}
+		}
+		req = c.nextRequest(req, u, next, resp.status)
+		u = next
 	}
+	defer resp.body.Close()
 
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return c.requestFailed(ctx, err)
+	r.FinalURL = u.String()
+	r.Status = resp.status
+	r.Proto = resp.proto
+	r.ContentType = resp.header.Get("Content-Type")
+	r.Header = nil
+	if !c.opts.DiscardBody {
+		r.Header = resp.full() // for the transforms
 	}
-	defer resp.Body.Close()
-
-	r.FinalURL = resp.Request.URL.String()
-	r.Status = resp.StatusCode
-	r.Proto = resp.Proto
-	r.ContentType = resp.Header.Get("Content-Type")
-	r.Header = resp.Header
 	r.Body, r.Bytes, r.WireBytes, r.Truncated = nil, 0, 0, false
 	r.File, r.FileSHA256 = "", ""
 
-	accepted := c.opts.Accept.Contains(resp.StatusCode)
+	accepted := c.opts.Accept.Contains(resp.status)
 	var file BodyFile
-	if accepted && c.opts.Store != nil && req.Method != http.MethodHead {
+	var err error
+	if accepted && c.opts.Store != nil && req.method != http.MethodHead {
 		if file, err = c.opts.Store.Create(r); err != nil {
 			return attemptResult{err: &SaveError{Err: err}}
 		}
 	}
-	res = c.readBody(resp, file, r)
+	res := c.readBody(resp, req.method, file, r)
 	if res.err != nil {
 		if file != nil {
 			file.Abort()
@@ -325,11 +351,18 @@ func (c *Client) attempt(ctx context.Context, r *record.Record) (res attemptResu
 		return attemptResult{}
 	}
 	res = attemptResult{
-		err:       &StatusError{Code: resp.StatusCode, Reason: "HTTP " + resp.Status},
-		retryable: record.RetryableStatus(resp.StatusCode),
+		err:       &StatusError{Code: resp.status, Reason: fmt.Sprintf("HTTP %d %s", resp.status, statusText(resp.status))},
+		retryable: record.RetryableStatus(resp.status),
 	}
-	res.retryAfter, res.retryAfterSet = ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	res.retryAfter, res.retryAfterSet = ParseRetryAfter(resp.header.Get("Retry-After"), time.Now())
 	return res
+}
+
+// discard reads a little of a body before closing it, so that the short
+// body of a redirect leaves its connection reusable.
+func discard(body io.ReadCloser) {
+	io.CopyN(io.Discard, body, 4<<10)
+	body.Close()
 }
 
 // requestFailed describes a request that got no response. Whether it is

@@ -3,17 +3,16 @@ package fetch
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
 	"syscall"
 
+	"github.com/trawl-dev/trawl/fetch/internal/lean"
 	"github.com/trawl-dev/trawl/internal/netpolicy"
 )
 
@@ -57,33 +56,22 @@ func (c *Client) checkLiteral(host string) error {
 	return nil
 }
 
-// proxyAddrs remembers the proxies requests were sent through, since a
-// proxy the user chose is exempt from the address policy: it is where
-// requests are meant to go, and it is the proxy, not trawl, that dials
-// the target. A proxy is known by the address its URL names and by the
-// address it answered on, which is what a connection reports.
+// proxyAddrs remembers, for the net/http engine, the proxies requests
+// were sent through, since a proxy the user chose is exempt from the
+// address policy: it is where requests are meant to go, and it is the
+// proxy, not trawl, that dials the target. A proxy is known by the address
+// its URL names and by the address it answered on, which is what a
+// connection reports.
 type proxyAddrs struct{ m sync.Map }
 
-// wrap makes the transport's proxy function the hook through which an
-// attempt's hopGuard learns of each request: the transport calls it for
-// every request it sends (redirects included) just before it connects,
-// and it is the one place that knows both the request's URL and whether
-// the request goes through a proxy.
+// wrap records every proxy the transport chooses.
 func (p *proxyAddrs) wrap(proxy func(*http.Request) (*url.URL, error)) func(*http.Request) (*url.URL, error) {
 	return func(req *http.Request) (*url.URL, error) {
 		u, err := proxy(req)
-		if err != nil {
-			return u, err
-		}
-		if u != nil {
+		if err == nil && u != nil {
 			p.m.Store(canonicalAddr(u), true)
 		}
-		if g, ok := req.Context().Value(hopGuardKey{}).(*hopGuard); ok {
-			if err := g.route(req.URL.Hostname(), u != nil); err != nil {
-				return nil, err
-			}
-		}
-		return u, nil
+		return u, err
 	}
 }
 
@@ -107,33 +95,40 @@ func canonicalAddr(u *url.URL) string {
 	return net.JoinHostPort(u.Hostname(), port)
 }
 
-// policyDialer refuses, at connect time, the addresses the policy denies:
-// the check sees the address actually dialed, after DNS, so neither a
-// rebinding DNS server nor a redirect can get around it. Connections to
-// a proxy are exempt, and remembered by the address they reached.
-func policyDialer(base func(ctx context.Context, network, addr string) (net.Conn, error), d *net.Dialer, p *Policy, cls *netpolicy.Classifier, proxies *proxyAddrs) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	guarded := base
-	if p.DenyPrivate {
-		checked := *d
-		checked.Control = func(network, address string, _ syscall.RawConn) error {
-			ap, err := netip.ParseAddrPort(address)
-			if err != nil {
-				return &BlockedError{Reason: fmt.Sprintf("cannot tell what address %s is", address)}
-			}
-			if cls.Private(ap.Addr()) {
-				return &BlockedError{Reason: fmt.Sprintf("%s is a private address (--deny-private)", ap.Addr())}
-			}
-			return nil
-		}
-		guarded = resolvingDialer(&checked, nil)
+// targetDialer connects to the hosts URLs name: to the address --resolve
+// maps a host:port to, and, with --deny-private, only to public addresses.
+// The check sees the address actually dialed, after DNS, so neither a
+// rebinding DNS server nor a redirect can get around it.
+func targetDialer(d *net.Dialer, resolve map[string]string, p *Policy, cls *netpolicy.Classifier) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	if !p.DenyPrivate {
+		return resolvingDialer(d, resolve)
 	}
+	checked := *d
+	checked.Control = func(network, address string, _ syscall.RawConn) error {
+		ap, err := netip.ParseAddrPort(address)
+		if err != nil {
+			return &BlockedError{Reason: fmt.Sprintf("cannot tell what address %s is", address)}
+		}
+		if cls.Private(ap.Addr()) {
+			return &BlockedError{Reason: fmt.Sprintf("%s is a private address (--deny-private)", ap.Addr())}
+		}
+		return nil
+	}
+	return resolvingDialer(&checked, resolve)
+}
+
+// policyDialer is the net/http engine's dialer: targets through
+// targetDialer, the proxies it recorded unchecked, and remembered by the
+// address they reached.
+func policyDialer(d *net.Dialer, resolve map[string]string, p *Policy, cls *netpolicy.Classifier, proxies *proxyAddrs) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	target := targetDialer(d, resolve, p, cls)
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		if !proxies.has(addr) {
-			return guarded(ctx, network, addr)
+			return target(ctx, network, addr)
 		}
-		conn, err := base(ctx, network, addr)
+		conn, err := d.DialContext(ctx, network, addr)
 		if err == nil {
-			// A proxy named by host name is, to hopGuard, an IP address.
+			// A proxy named by host name is, to the hop guard, an IP address.
 			proxies.m.Store(conn.RemoteAddr().String(), true)
 		}
 		return conn, err
@@ -142,103 +137,43 @@ func policyDialer(base func(ctx context.Context, network, addr string) (net.Conn
 
 // hopGuard watches the hops of one attempt: if the first hop was public
 // and a redirect then leads to a private address, it stops the attempt
-// before the request is sent there.
-//
-// Each hop reaches the guard through up to three hooks, in this order:
-// route, from the transport's proxy function, on every request except
-// those sent over a pooled HTTP/2 connection; getConn, always; gotConn,
-// always, with the connection. A direct hop is judged in gotConn by the
-// address connected to, on new and pooled connections alike. Through a
-// proxy that address is the proxy's, and the hop is judged by what its
-// URL names instead: in route, before anything is sent to the proxy, or,
-// for a pooled HTTP/2 tunnel (which skips route), in gotConn by the
-// target getConn was given. A first hop through a proxy is public unless
-// its host is a private address literal; a redirect through a proxy is
-// refused when its host is one. A host name cannot be judged there (the
-// proxy resolves it) and is let through.
+// before the request is sent there. Each hop is judged once, with the
+// connection it is about to use, new or pooled: a direct hop by the
+// address connected to; a hop through a proxy, whose connection reaches
+// the proxy, by what its URL names instead. A first hop through a proxy
+// is public unless its host is a private address literal; a redirect
+// through a proxy is refused when its host is one. A host name cannot be
+// judged there (the proxy resolves it) and is let through.
 type hopGuard struct {
-	cls     *netpolicy.Classifier
-	proxies *proxyAddrs
-	cancel  context.CancelCauseFunc
-
-	mu     sync.Mutex
-	hops   int  // hops judged so far
-	public bool // the first hop was public
-	next   hop  // the hop route described, until getConn takes it
-	cur    hop  // the hop being connected
+	cls    *netpolicy.Classifier
+	mu     sync.Mutex // the net/http engine may call from its own goroutines
+	hops   int
+	public bool
 }
 
-// hop is what the guard knows of one request before it connects.
-type hop struct {
-	host    string // the URL's host, without port
-	proxied bool   // route saw it go through a proxy, and judged it
-	routed  bool   // route described it
+// newGuard returns a guard for one attempt, or nil when private redirects
+// are allowed (or private addresses are refused anyway).
+func (c *Client) newGuard() *hopGuard {
+	p := &c.opts.Policy
+	if p.AllowPrivateRedirects || p.DenyPrivate {
+		return nil
+	}
+	return &hopGuard{cls: c.cls}
 }
 
-// hopGuardKey is the context key under which an attempt's hopGuard is
-// found by the transport's proxy function.
-type hopGuardKey struct{}
-
-func (g *hopGuard) route(host string, proxied bool) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.next = hop{host: host, proxied: proxied, routed: true}
-	if !proxied {
-		return nil // gotConn sees the address
+// judge counts a hop to host over the connection info describes and
+// refuses it when it leads from a public first hop to a private address.
+func (g *hopGuard) judge(host string, info lean.ConnInfo) error {
+	var addr netip.Addr
+	known := false
+	if info.Proxied {
+		addr, known = literal(host)
+	} else if tcp, ok := info.Remote.(*net.TCPAddr); ok {
+		addr, known = netip.AddrFromSlice(tcp.IP)
 	}
-	return g.judge(literal(host))
-}
-
-func (g *hopGuard) getConn(hostPort string) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.next.routed {
-		g.cur = g.next
-	} else {
-		// A pooled HTTP/2 connection, found by its target's host:port.
-		host, _, _ := net.SplitHostPort(hostPort)
-		g.cur = hop{host: strings.Trim(host, "[]")}
-	}
-	g.next = hop{}
-}
-
-func (g *hopGuard) gotConn(info httptrace.GotConnInfo) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.cur.proxied {
-		return // route judged it
-	}
-	tcp, ok := info.Conn.RemoteAddr().(*net.TCPAddr)
-	if !ok {
-		return
-	}
-	var err error
-	if g.proxies.has(tcp.String()) {
-		err = g.judge(literal(g.cur.host)) // an HTTP/2 tunnel through the proxy
-	} else if addr, ok := netip.AddrFromSlice(tcp.IP); ok {
-		err = g.judge(addr, true)
-	}
-	if err != nil && !isHTTP2(info.Conn) {
-		// Cancelling is not enough for HTTP/1: net/http writes the
-		// request to the connection it handed over without looking at
-		// the context again. A closed connection sends nothing. HTTP/2
-		// does look before it writes the headers, and its connection may
-		// be carrying other requests.
-		info.Conn.Close()
-	}
-}
-
-// isHTTP2 reports whether c was negotiated for HTTP/2.
-func isHTTP2(c net.Conn) bool {
-	tc, ok := c.(*tls.Conn)
-	return ok && tc.ConnectionState().NegotiatedProtocol == "h2"
-}
-
-// judge counts a hop whose address is addr (if known) and refuses it if
-// it leads from a public first hop to a private address. The caller
-// holds g.mu.
-func (g *hopGuard) judge(addr netip.Addr, known bool) error {
 	private := known && g.cls.Private(addr)
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	g.hops++
 	if g.hops == 1 {
 		g.public = !private
@@ -247,35 +182,17 @@ func (g *hopGuard) judge(addr netip.Addr, known bool) error {
 	if !private || !g.public {
 		return nil
 	}
-	err := &BlockedError{Reason: fmt.Sprintf("a redirect from a public address led to the private address %s (--allow-private-redirects permits it)", addr.WithZone("").Unmap())}
-	g.cancel(err)
-	return err
+	return &BlockedError{Reason: fmt.Sprintf("a redirect from a public address led to the private address %s (--allow-private-redirects permits it)", addr.WithZone("").Unmap())}
 }
 
 // literal returns the address host spells, if it is an IP literal.
 func literal(host string) (netip.Addr, bool) {
-	addr, err := netip.ParseAddr(host)
+	addr, err := netip.ParseAddr(strings.Trim(host, "[]"))
 	return addr, err == nil
 }
 
-// guardAttempt returns the attempt's context, watched by a hopGuard unless
-// private redirects are allowed (or private addresses are denied anyway).
-func (c *Client) guardAttempt(ctx context.Context) (context.Context, context.CancelCauseFunc) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	p := &c.opts.Policy
-	if p.AllowPrivateRedirects || p.DenyPrivate {
-		return ctx, cancel
-	}
-	g := &hopGuard{cls: c.cls, proxies: c.proxies, cancel: cancel}
-	ctx = context.WithValue(ctx, hopGuardKey{}, g)
-	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GetConn: g.getConn, GotConn: g.gotConn}), cancel
-}
-
-// blockedCause returns the policy refusal that cancelled ctx, if any.
-func blockedCause(ctx context.Context) error {
-	var b *BlockedError
-	if cause := context.Cause(ctx); errors.As(cause, &b) {
-		return b
-	}
-	return nil
+// isHTTP2 reports whether c was negotiated for HTTP/2.
+func isHTTP2(c net.Conn) bool {
+	tc, ok := c.(*tls.Conn)
+	return ok && tc.ConnectionState().NegotiatedProtocol == "h2"
 }

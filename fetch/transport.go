@@ -2,7 +2,6 @@ package fetch
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -76,23 +75,6 @@ const (
 	h2StreamWindow = 1 << 20
 	h2ConnWindow   = 4<<20 - 1 // net/http takes values below 4 MiB
 )
-
-// configureTransport applies the proxy, TLS, protocol and resolve options.
-func configureTransport(t *http.Transport, d *net.Dialer, opts Options) {
-	t.DialContext = resolvingDialer(d, opts.Resolve)
-	t.HTTP2 = &http.HTTP2Config{MaxReceiveBufferPerStream: h2StreamWindow, MaxReceiveBufferPerConnection: h2ConnWindow}
-	if opts.Proxy != nil {
-		t.Proxy = http.ProxyURL(opts.Proxy)
-	}
-	if opts.Insecure {
-		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the user asked for it with --insecure
-	}
-	if opts.HTTP1 {
-		// A non-nil, empty map is how net/http is told not to use HTTP/2.
-		t.ForceAttemptHTTP2 = false
-		t.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
-	}
-}
 
 // newJar returns an in-memory cookie jar that keeps cookies to the domains
 // that set them, using the public suffix list.

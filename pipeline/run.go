@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -279,6 +280,15 @@ func (g hostGate) TryStart(r *record.Record) (bool, time.Duration) {
 
 func (g hostGate) Done(key string) { g.t.Release(key) }
 
+// limiter lets the throttle pace fetch's retries and redirects, by host.
+type limiter struct{ t *throttle.Throttle }
+
+func (l limiter) Wait(ctx context.Context, u *url.URL) error { return l.t.Wait(ctx, urlkey.Host(u)) }
+
+func (l limiter) Observe(u *url.URL, status int, h interface{ Get(string) string }) {
+	l.t.Observe(urlkey.Host(u), status, h)
+}
+
 // storeAdapter lets a sink.Dir serve as fetch's BodyStore; the two packages
 // do not know each other.
 type storeAdapter struct{ dir *sink.Dir }
@@ -408,18 +418,7 @@ func (r *run) stream(ctx context.Context, observe func(*record.Record)) (complet
 		}
 	}()
 	th := throttle.New(cfg.Throttle)
-	fo.WrapTransport = th.Transport
-	fo.BeforeAttempt = func(ctx context.Context, rec *record.Record, attempt int) (context.Context, error) {
-		key := hostKey(rec)
-		// The gate paid the first attempt when it started the URL;
-		// retries pay here, before their timeout starts.
-		if attempt > 1 {
-			if err := th.Wait(ctx, key); err != nil {
-				return nil, err
-			}
-		}
-		return throttle.WithPrepaid(ctx, key), nil
-	}
+	fo.Limiter = limiter{th}
 	client, err := fetch.New(fo)
 	if err != nil {
 		return false, err

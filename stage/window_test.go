@@ -55,8 +55,10 @@ func TestWindowBytesBoundsHeldResults(t *testing.T) {
 			if n != 5000 {
 				t.Fatalf("%d results, want 5000", n)
 			}
-			if p := peak.Load(); p > budget+workers*size {
-				t.Fatalf("held %d bytes at the peak, budget %d plus %d workers × %d", p, budget, workers, size)
+			// Released results may wait in the output channel's buffer,
+			// which this count sees but the window no longer holds.
+			if p := peak.Load(); p > budget+(workers+outBuffer)*size {
+				t.Fatalf("held %d bytes at the peak, budget %d plus %d workers and %d buffered × %d", p, budget, workers, outBuffer, size)
 			}
 		})
 	}

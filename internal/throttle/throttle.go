@@ -4,8 +4,8 @@
 // down as a whole, honours Retry-After and RateLimit headers, and speeds up
 // again gradually while the host answers well.
 //
-// Every attempt pays a token: the first attempt of a URL when the scheduler
-// starts it (TryAcquire), retries and redirects in the transport (Wait).
+// Every request pays a token: the first of a URL when the scheduler starts
+// it (TryAcquire), retries and redirects before they are sent (Wait).
 package throttle
 
 import (
@@ -20,6 +20,9 @@ import (
 
 	"golang.org/x/time/rate"
 )
+
+// Getter reads a response header; http.Header is one.
+type Getter interface{ Get(name string) string }
 
 // Options configures a Throttle.
 type Options struct {
@@ -179,9 +182,12 @@ func (t *Throttle) Wait(ctx context.Context, key string) error {
 
 // Observe feeds a response back for adaptive backoff: 429 and 503 slow the
 // host down, successes speed it up again.
-func (t *Throttle) Observe(key string, status int, header http.Header) {
+func (t *Throttle) Observe(key string, status int, header Getter) {
 	if !t.opts.Adaptive {
 		return
+	}
+	if header == nil {
+		header = http.Header(nil)
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -326,7 +332,7 @@ func (t *Throttle) sweep(now time.Time) {
 // (seconds or a date), or RateLimit-Reset / X-RateLimit-Reset when the
 // matching Remaining header says nothing is left. Reset values above 10^9
 // are read as Unix times, as some APIs send them.
-func rateLimitPause(h http.Header, now time.Time) (time.Duration, bool) {
+func rateLimitPause(h Getter, now time.Time) (time.Duration, bool) {
 	if v := h.Get("Retry-After"); v != "" {
 		if secs, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil && secs >= 0 {
 			return time.Duration(min(secs, 3600)) * time.Second, true

@@ -1,15 +1,10 @@
 package throttle
 
 import (
-	"context"
 	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/trawl-dev/trawl/internal/urlkey"
 )
 
 // clock is a manual time source for deterministic rate tests.
@@ -213,36 +208,6 @@ func TestRateLimitPause(t *testing.T) {
 		if got != tc.want || ok != tc.ok {
 			t.Errorf("%v: %v, %v; want %v, %v", tc.h, got, ok, tc.want, tc.ok)
 		}
-	}
-}
-
-func TestTransportChargesRetriesNotTheFirstAttempt(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
-	defer srv.Close()
-	u, _ := url.Parse(srv.URL)
-	key := urlkey.Host(u)
-	th := New(Options{PerHostRate: 1}) // burst 1: one token now, the next in a second
-	if ok, _ := th.TryAcquire(key); !ok {
-		t.Fatal("first acquire refused")
-	}
-	client := &http.Client{Transport: th.Transport(http.DefaultTransport)}
-	ctx := WithPrepaid(t.Context(), key)
-	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL, nil)
-	start := time.Now()
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if time.Since(start) > 500*time.Millisecond {
-		t.Fatal("the prepaid first attempt waited for a token")
-	}
-	// A second attempt in the same context pays: it needs the next token.
-	shortCtx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
-	defer cancel()
-	req, _ = http.NewRequestWithContext(shortCtx, "GET", srv.URL, nil)
-	if _, err := client.Do(req); err == nil {
-		t.Fatal("a retry went out without a token")
 	}
 }
 

@@ -26,8 +26,10 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/net/http2"
+	"golang.org/x/net/idna"
 )
 
 // DialFunc connects to a network address.
@@ -199,7 +201,11 @@ func (c *Client) routeFor(u *url.URL) (route, error) {
 	if port == "" {
 		port = defaultPort(u.Scheme)
 	}
-	r := route{scheme: u.Scheme, addr: net.JoinHostPort(u.Hostname(), port), host: u.Hostname()}
+	host, err := asciiHost(u.Hostname())
+	if err != nil {
+		return route{}, err
+	}
+	r := route{scheme: u.Scheme, addr: net.JoinHostPort(host, port), host: host}
 	if c.opts.Proxy != nil {
 		p, err := c.opts.Proxy(u)
 		if err != nil {
@@ -613,7 +619,7 @@ func (cn *conn) appendRequest(b []byte, req *Request) []byte {
 	if cn.absoluteForm {
 		b = append(b, u.Scheme...)
 		b = append(b, "://"...)
-		b = append(b, u.Host...)
+		b = append(b, hostHeader(u)...)
 	}
 	if target := u.RequestURI(); target != "" {
 		b = append(b, target...)
@@ -651,17 +657,35 @@ func (cn *conn) appendRequest(b []byte, req *Request) []byte {
 	return append(b, "\r\n"...)
 }
 
-// hostHeader is the Host header for u: the host, with the port only when
-// it is not the scheme's default.
+// hostHeader is the Host header for u: the host in its ASCII form, with
+// the port only when it is not the scheme's default.
 func hostHeader(u *url.URL) string {
-	if p := u.Port(); p == "" || p == defaultPort(u.Scheme) {
-		h := u.Hostname()
-		if strings.Contains(h, ":") {
-			return "[" + h + "]"
-		}
-		return h
+	h, err := asciiHost(u.Hostname())
+	if err != nil {
+		h = u.Hostname() // routeFor refused it already
 	}
-	return u.Host
+	if strings.Contains(h, ":") {
+		h = "[" + h + "]"
+	}
+	if p := u.Port(); p != "" && p != defaultPort(u.Scheme) {
+		return h + ":" + p
+	}
+	return h
+}
+
+// asciiHost returns a host name as it goes on the wire and to DNS: a
+// unicode name in its IDNA (punycode) form.
+func asciiHost(host string) (string, error) {
+	for i := range len(host) {
+		if host[i] >= utf8.RuneSelf {
+			a, err := idna.Lookup.ToASCII(host)
+			if err != nil {
+				return "", fmt.Errorf("host name %q has no IDNA form: %w", host, err)
+			}
+			return a, nil
+		}
+	}
+	return host, nil
 }
 
 type eofReader struct{}
