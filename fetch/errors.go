@@ -27,9 +27,14 @@ func (e *TooManyRedirectsError) Error() string {
 // BadRedirectError reports a redirect to a URL trawl will not follow.
 type BadRedirectError struct {
 	Location string
+	// Reason says what is wrong with the URL; empty means its scheme.
+	Reason string
 }
 
 func (e *BadRedirectError) Error() string {
+	if e.Reason != "" {
+		return fmt.Sprintf("redirected to %s: %s", e.Location, e.Reason)
+	}
 	return fmt.Sprintf("redirected to %s: only http and https URLs are followed", e.Location)
 }
 

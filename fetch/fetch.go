@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/trawl-dev/trawl/internal/netpolicy"
+	"github.com/trawl-dev/trawl/internal/weburl"
 	"github.com/trawl-dev/trawl/record"
 )
 
@@ -173,9 +174,27 @@ func (c *Client) checkRedirect(req *http.Request, via []*http.Request) error {
 	if len(via) > c.opts.MaxRedirects {
 		return &TooManyRedirectsError{Max: c.opts.MaxRedirects}
 	}
-	if s := strings.ToLower(req.URL.Scheme); s != "http" && s != "https" {
-		return &BadRedirectError{Location: req.URL.Redacted()}
+	// net/http resolved the Location header by net/url's rules, which send
+	// http://0x7f.1/ to DNS as a name. Resolve it again by the rules input
+	// lines and links follow (the WHATWG URL Standard), so that the checks
+	// below, the cookie jar and the request itself all see 127.0.0.1.
+	// Replacing req.URL in place is safe: net/http sends req, and picks its
+	// cookies, only after this returns, and the one decision it took on its
+	// own parse, dropping credentials for another host, is taken again
+	// below on the canonical host.
+	loc := req.URL.String()
+	if req.Response != nil && req.Response.Header.Get("Location") != "" {
+		loc = req.Response.Header.Get("Location")
 	}
+	target, err := weburl.ResolveNet(loc, via[len(via)-1].URL)
+	if err != nil {
+		var se *weburl.SchemeError
+		if errors.As(err, &se) {
+			return &BadRedirectError{Location: req.URL.Redacted()}
+		}
+		return &BadRedirectError{Location: req.URL.Redacted(), Reason: "not a valid URL: " + err.Error()}
+	}
+	*req.URL = *target
 	if err := c.opts.Policy.Hosts.Check(req.URL.Hostname()); err != nil {
 		return &BlockedError{Reason: "redirected: " + err.Error()}
 	}
@@ -266,10 +285,15 @@ func (c *Client) attempt(ctx context.Context, r *record.Record) (res attemptResu
 		}
 	}()
 
-	req, err := http.NewRequestWithContext(actx, c.opts.Method, r.Target.String(), nil)
+	// The request is built from the Target itself: parsing its String
+	// again with net/url would refuse or rewrite what the WHATWG rules keep,
+	// such as the stray % of /100%.html.
+	req, err := http.NewRequestWithContext(actx, c.opts.Method, "/", nil)
 	if err != nil {
 		return attemptResult{err: err}
 	}
+	target := *r.Target
+	req.URL, req.Host = &target, target.Host
 	req.Header.Set("Accept", "*/*")
 	if req.Method != http.MethodHead {
 		// Setting this ourselves turns off Go's transparent gzip, which
