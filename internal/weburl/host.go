@@ -1,6 +1,7 @@
 package weburl
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -139,7 +140,7 @@ func parseIPv4(host string) (string, error) {
 // parseIPv4Number parses one part of an IPv4 address, capped at maxIPv4.
 func parseIPv4Number(s string) (uint64, error) {
 	if s == "" {
-		return 0, fmt.Errorf("empty part")
+		return 0, errors.New("empty part")
 	}
 	orig, base := s, uint64(10)
 	switch {
@@ -183,17 +184,17 @@ func parseIPv6(s string) (ipv6, error) {
 	}
 	if at(0) == ':' {
 		if at(1) != ':' {
-			return a, fmt.Errorf("starts with a single ':'")
+			return a, errors.New("starts with a single ':'")
 		}
 		i, piece, compress = 2, 1, 1
 	}
 	for i < len(s) {
 		if piece == 8 {
-			return a, fmt.Errorf("more than 8 pieces")
+			return a, errors.New("more than 8 pieces")
 		}
 		if s[i] == ':' {
 			if compress >= 0 {
-				return a, fmt.Errorf("more than one '::'")
+				return a, errors.New("more than one '::'")
 			}
 			i++
 			piece++
@@ -210,22 +211,22 @@ func parseIPv6(s string) (ipv6, error) {
 		case '.':
 			// An IPv4 address in the last 32 bits: ::ffff:127.0.0.1.
 			if length == 0 {
-				return a, fmt.Errorf("an IPv4 part is empty")
+				return a, errors.New("an IPv4 part is empty")
 			}
 			i -= length
 			if piece > 6 {
-				return a, fmt.Errorf("no room for an IPv4 address")
+				return a, errors.New("no room for an IPv4 address")
 			}
 			seen := 0
 			for i < len(s) {
 				if seen > 0 {
 					if s[i] != '.' || seen >= 4 {
-						return a, fmt.Errorf("malformed IPv4 part")
+						return a, errors.New("malformed IPv4 part")
 					}
 					i++
 				}
 				if !isDigit(at(i)) {
-					return a, fmt.Errorf("malformed IPv4 part")
+					return a, errors.New("malformed IPv4 part")
 				}
 				v := -1
 				for isDigit(at(i)) {
@@ -234,12 +235,12 @@ func parseIPv6(s string) (ipv6, error) {
 					case v < 0:
 						v = d
 					case v == 0:
-						return a, fmt.Errorf("an IPv4 part has a leading 0")
+						return a, errors.New("an IPv4 part has a leading 0")
 					default:
 						v = v*10 + d
 					}
 					if v > 255 {
-						return a, fmt.Errorf("an IPv4 part is greater than 255")
+						return a, errors.New("an IPv4 part is greater than 255")
 					}
 					i++
 				}
@@ -250,13 +251,13 @@ func parseIPv6(s string) (ipv6, error) {
 				}
 			}
 			if seen != 4 {
-				return a, fmt.Errorf("the IPv4 address has fewer than 4 parts")
+				return a, errors.New("the IPv4 address has fewer than 4 parts")
 			}
 			return a.compress(piece, compress)
 		case ':':
 			i++
 			if i == len(s) {
-				return a, fmt.Errorf("ends with a single ':'")
+				return a, errors.New("ends with a single ':'")
 			}
 		case 0:
 			if i < len(s) {
@@ -275,7 +276,7 @@ func parseIPv6(s string) (ipv6, error) {
 func (a ipv6) compress(piece, compress int) (ipv6, error) {
 	if compress < 0 {
 		if piece != 8 {
-			return a, fmt.Errorf("fewer than 8 pieces")
+			return a, errors.New("fewer than 8 pieces")
 		}
 		return a, nil
 	}

@@ -348,7 +348,7 @@ scan:
 }
 
 // pathStart parses the path, query and fragment: rest is all that follows
-// the host, starting with '/', '\\', '?', '#' or nothing.
+// the host, starting with '/', '\', '?', '#' or nothing.
 func (p *parser) pathStart(rest string) error {
 	end := strings.IndexAny(rest, "?#")
 	if end < 0 {
