@@ -44,6 +44,11 @@ func ParseURL(line string) (*url.URL, error) {
 		}
 		return nil, fmt.Errorf("not a valid URL: %w", err)
 	}
+	// The standard allows these in a host name; HTTP does not, in the Host
+	// header, so no request could be sent.
+	if i := strings.IndexAny(u.Hostname(), "\"`{}"); i >= 0 {
+		return nil, fmt.Errorf("not a valid URL: host %q has %q, which an HTTP request cannot carry", u.Hostname(), u.Hostname()[i:i+1])
+	}
 	return u.NetURL(), nil
 }
 

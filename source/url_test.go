@@ -69,6 +69,8 @@ func TestParseURL(t *testing.T) {
 		{in: "http://x.test/\x00", errHas: "control character U+0000"},
 		{in: "http://x.test/\u0085", errHas: "control character U+0085"},
 		{in: "http://x y.test/", errHas: "not a valid URL"},
+		{in: "http://a{b}.test/", errHas: `not a valid URL: host "a{b}.test" has "{", which an HTTP request cannot carry`},
+		{in: "http://a%22b/", errHas: `has "\""`},
 		// Changed on purpose, to what browsers do.
 		{in: "HTTPS://X.test/", want: "https://x.test/"},
 		{in: "http://bücher.test/ä", want: "http://xn--bcher-kva.test/%C3%A4"},

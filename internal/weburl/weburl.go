@@ -122,9 +122,10 @@ func (u *URL) serialize(excludeFragment bool) string {
 // path and query byte for byte.
 //
 // Two things net/url cannot write the way the standard does. A path that
-// keeps a '%' not followed by two hex digits, or a '|', goes into Opaque as
-// "//host/path", which net/http sends as is (in absolute form); Path still
-// holds it decoded, for code that reads the path. Userinfo and a fragment
+// keeps a '%' not followed by two hex digits, or a '|' (or a host with a
+// '`', '{' or '}', which the standard allows in names), goes into Opaque
+// as "//host/path", which net/http sends as is (in absolute form); Path
+// still holds it decoded, for code that reads the path. Userinfo and a fragment
 // are written by net/url's own escaping, which decodes to the same name,
 // password and fragment; userinfo is then left out of Opaque, since the
 // request line would carry it (it still goes in the Authorization header).
@@ -152,6 +153,11 @@ func (u *URL) NetURL() *url.URL {
 			nu.RawPath = ""
 			nu.Opaque = "//" + nu.Host + u.path
 		}
+	}
+	if strings.ContainsAny(u.host, "`{}") {
+		// net/url would write these %-escaped, and fail to read that back.
+		nu.RawPath = ""
+		nu.Opaque = "//" + nu.Host + u.path
 	}
 	if u.hasFrag {
 		nu.Fragment = unescape(u.fragment)

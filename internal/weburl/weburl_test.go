@@ -222,6 +222,7 @@ func TestNetURL(t *testing.T) {
 		{in: "http://h/100%.html?x", str: "http://h/100%.html?x", requestURI: "http://h/100%.html?x", path: "/100%.html", opaque: true},
 		{in: "http://h:81/a|b", str: "http://h:81/a|b", requestURI: "http://h:81/a|b", path: "/a|b", opaque: true},
 		{in: "http://[::1]/x", str: "http://[::1]/x", requestURI: "/x", path: "/x"},
+		{in: "http://a{b}/x", str: "http://a{b}/x", requestURI: "http://a{b}/x", path: "/x", opaque: true},
 		{in: "http://h/p#frag", str: "http://h/p#frag", requestURI: "/p", path: "/p"},
 	} {
 		nu := mustParse(t, tc.in).NetURL()
