@@ -145,10 +145,13 @@ func (e *netEngine) roundTrip(ctx context.Context, req *outRequest) (*response, 
 	if req.body != nil {
 		body = bytes.NewReader(req.body)
 	}
-	hr, err := http.NewRequestWithContext(ctx, req.method, req.url.String(), body)
+	// The URL is used as parsed: its string form may not parse again
+	// with net/url (a stray % in the path, kept as browsers keep it).
+	hr, err := http.NewRequestWithContext(ctx, req.method, "http://placeholder/", body)
 	if err != nil {
 		return nil, err
 	}
+	hr.URL, hr.Host = req.url, req.url.Host
 	for k, vs := range req.header {
 		hr.Header[k] = vs
 	}

@@ -25,16 +25,16 @@ func (e *TooManyRedirectsError) Error() string {
 	return fmt.Sprintf("stopped after %d redirects (--max-redirects)", e.Max)
 }
 
-// BadRedirectError reports a redirect to a URL trawl will not follow: not
-// http(s), or not a URL at all (Err says why).
+// BadRedirectError reports a redirect to a URL trawl will not follow.
 type BadRedirectError struct {
 	Location string
-	Err      error
+	// Reason says what is wrong with the URL; empty means its scheme.
+	Reason string
 }
 
 func (e *BadRedirectError) Error() string {
-	if e.Err != nil {
-		return fmt.Sprintf("redirected to %q, which is not a valid URL: %v", e.Location, e.Err)
+	if e.Reason != "" {
+		return fmt.Sprintf("redirected to %s: %s", e.Location, e.Reason)
 	}
 	return fmt.Sprintf("redirected to %s: only http and https URLs are followed", e.Location)
 }

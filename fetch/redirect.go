@@ -1,9 +1,13 @@
 package fetch
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/trawl-dev/trawl/internal/redact"
+	"github.com/trawl-dev/trawl/internal/weburl"
 )
 
 // isRedirect reports the statuses whose Location trawl follows.
@@ -16,7 +20,8 @@ func isRedirect(status int) bool {
 	return false
 }
 
-// redirect resolves a Location against the URL it came from and checks
+// redirect resolves a Location against the URL it came from, as browsers
+// do, and checks
 // the hop it leads to: the redirect count, the scheme, the host patterns
 // and, with --deny-private, a private address written out. hop counts
 // from 1.
@@ -24,15 +29,15 @@ func (c *Client) redirect(from *url.URL, location string, hop int) (*url.URL, er
 	if hop > c.opts.MaxRedirects {
 		return nil, &TooManyRedirectsError{Max: c.opts.MaxRedirects}
 	}
-	next, err := from.Parse(location)
+	// Resolved by the rules input lines and links follow (the WHATWG URL
+	// Standard): http://0x7f.1/ is 127.0.0.1 for every check below.
+	next, err := weburl.ResolveNet(location, from)
 	if err != nil {
-		return nil, &BadRedirectError{Location: location, Err: err}
-	}
-	if s := strings.ToLower(next.Scheme); s != "http" && s != "https" {
-		return nil, &BadRedirectError{Location: next.Redacted()}
-	}
-	if next.Host == "" {
-		return nil, &BadRedirectError{Location: next.Redacted()}
+		var se *weburl.SchemeError
+		if errors.As(err, &se) {
+			return nil, &BadRedirectError{Location: redact.URL(location)}
+		}
+		return nil, &BadRedirectError{Location: redact.URL(location), Reason: "not a valid URL: " + err.Error()}
 	}
 	// A fragment is never sent; the one the redirect names is the one
 	// the final URL keeps, as browsers do.

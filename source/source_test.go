@@ -95,36 +95,6 @@ func TestBadLinesBecomeInvalidRecords(t *testing.T) {
 	}
 }
 
-func TestParseURL(t *testing.T) {
-	for _, tc := range []struct {
-		in, want, errHas string
-	}{
-		{"http://x.test/a b", "http://x.test/a%20b", ""},
-		{"http://x.test/?q=a b", "http://x.test/?q=a%20b", ""},
-		{"HTTPS://X.test/", "https://X.test/", ""},
-		{"http://bücher.test/ä", "http://b%C3%BCcher.test/%C3%A4", ""},
-		{"http://user:pass@x.test/", "http://user:pass@x.test/", ""},
-		{"http://[::1]:8080/", "http://[::1]:8080/", ""},
-		{"ftp://x.test/", "", "unsupported scheme"},
-		{"x.test/page", "", "http:// or https://"},
-		{"http:opaque", "", "no host"},
-		{"http://:80/", "", "no host"},
-		{"http://x.test:port/", "", "not a valid URL"},
-		{"http://x.test/\x7f", "", "control character"},
-	} {
-		u, err := ParseURL(tc.in)
-		if tc.errHas != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.errHas) {
-				t.Errorf("ParseURL(%q) error = %v, want one mentioning %q", tc.in, err, tc.errHas)
-			}
-			continue
-		}
-		if err != nil || u.String() != tc.want {
-			t.Errorf("ParseURL(%q) = %v, %v; want %s", tc.in, u, err, tc.want)
-		}
-	}
-}
-
 func TestCheckAndCount(t *testing.T) {
 	a := writeFile(t, "a.txt", "http://a/1\n#c\n\nnot a url\nhttp://a/2")
 	if err := Check(Options{Paths: []string{a, "-"}}); err != nil {
@@ -224,23 +194,6 @@ func TestStreamsWithoutLoadingEverything(t *testing.T) {
 			t.Fatalf("index %d at position %d", r.Index, i)
 		}
 	}
-}
-
-func FuzzParseURL(f *testing.F) {
-	for _, s := range []string{"http://a.test/", "ftp://x", "http://[::1]:0/", "http://%zz", "https://u:p@h/?q= x#f", "\xff"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		u, err := ParseURL(s)
-		if err == nil {
-			if u.Scheme != "http" && u.Scheme != "https" {
-				t.Fatalf("accepted scheme %q", u.Scheme)
-			}
-			if u.Hostname() == "" {
-				t.Fatalf("accepted %q without host", s)
-			}
-		}
-	})
 }
 
 func TestSkipKeepsNumbering(t *testing.T) {

@@ -207,6 +207,13 @@ type slot[Out any] struct {
 	state slotState
 	key   string // the gate's key, while pending
 	res   Out    // once done, until released
+	size  int64  // the result's size, taken when it finished
+}
+
+// held is, in completion order, a finished result waiting to be released.
+type held[Out any] struct {
+	res  Out
+	size int64
 }
 
 type slotState uint8
@@ -243,7 +250,7 @@ type scheduler[In, Out any] struct {
 	pending           int   // read, not started
 
 	slots ring[slot[Out]] // input order: positions base..taken-1
-	done  ring[Out]       // completion order: finished, not yet released
+	done  ring[held[Out]] // completion order: finished, not yet released
 
 	queues map[string]*keyQueue[In]
 	ready  keyHeap[In]
@@ -482,15 +489,19 @@ func (s *scheduler[In, Out]) finish(f finished[Out]) {
 		}
 		s.forget(q)
 	}
+	// The size is taken now, while the result is the stage's alone: once
+	// released it belongs downstream, where it may be changing.
+	var size int64
 	if s.opts.WindowBytes > 0 {
-		s.heldBytes += s.opts.Size(f.res)
+		size = s.opts.Size(f.res)
+		s.heldBytes += size
 	}
 	if s.ordered {
 		sl := s.slots.at(int(f.seq - s.base))
-		sl.state, sl.res = slotDone, f.res
+		sl.state, sl.res, sl.size = slotDone, f.res, size
 		return
 	}
-	s.done.push(f.res)
+	s.done.push(held[Out]{res: f.res, size: size})
 }
 
 // releasable returns the next result to send, if one is ready.
@@ -504,25 +515,24 @@ func (s *scheduler[In, Out]) releasable() (Out, bool) {
 			return s.slots.at(0).res, true
 		}
 	} else if s.done.len() > 0 {
-		return *s.done.at(0), true
+		return s.done.at(0).res, true
 	}
 	var zero Out
 	return zero, false
 }
 
-// release accounts for the result releasable returned, now sent.
+// release accounts for the result releasable returned, now sent (and no
+// longer the stage's to look at).
 func (s *scheduler[In, Out]) release() {
-	var res Out
+	var size int64
 	if s.ordered {
-		res = s.slots.pop().res
+		size = s.slots.pop().size
 		s.base++
 	} else {
-		res = s.done.pop()
+		size = s.done.pop().size
 	}
 	s.startedUnreleased--
-	if s.opts.WindowBytes > 0 {
-		s.heldBytes -= s.opts.Size(res)
-	}
+	s.heldBytes -= size
 }
 
 // gateRetry is how soon a key is asked again when the gate refused it

@@ -95,3 +95,35 @@ func TestUngatedAndGatedAgree(t *testing.T) {
 		}
 	}
 }
+
+// TestSizeIsTakenBeforeRelease: once a result is released it belongs to
+// the consumer, which may change it at once; the stage must not read it
+// again (the race detector catches a stage that sizes it on release).
+func TestSizeIsTakenBeforeRelease(t *testing.T) {
+	type box struct{ n int64 }
+	for _, order := range []Order{InputOrder, CompletionOrder} {
+		t.Run(order.String(), func(t *testing.T) {
+			ctx := t.Context()
+			in := make(chan *box)
+			go func() {
+				defer close(in)
+				for i := range 2000 {
+					select {
+					case in <- &box{n: int64(i % 7)}:
+					case <-ctx.Done():
+						return
+					}
+				}
+			}()
+			opts := Options[*box, *box]{Workers: 4, Order: order, WindowBytes: 50, Size: func(b *box) int64 { return b.n }}
+			n := 0
+			for b := range Map(ctx, ctx, in, opts, func(_ context.Context, b *box) *box { return b }) {
+				b.n = -1 // the consumer's now
+				n++
+			}
+			if n != 2000 {
+				t.Fatalf("%d results", n)
+			}
+		})
+	}
+}

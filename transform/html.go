@@ -2,8 +2,8 @@ package transform
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"net/url"
 	"regexp"
 	"strings"
 	"unicode"
@@ -13,11 +13,15 @@ import (
 	"github.com/andybalholm/cascadia"
 	"golang.org/x/net/html"
 	"golang.org/x/net/html/atom"
+
+	"github.com/trawl-dev/trawl/internal/weburl"
 )
 
-// title returns the text of the first <title> outside inline SVG, or nil.
-// When another transform has already parsed the page the tree is used;
-// otherwise a tokenizer stops at the title instead of parsing everything.
+// title returns the text of the first <title> outside inline SVG, or nil,
+// with whitespace collapsed (see collapse: unlike document.title, a no-break
+// space counts as whitespace). When another transform has already parsed
+// the page the tree is used; otherwise a tokenizer stops at the title
+// instead of parsing everything.
 func title(_ context.Context, in *Input) (any, error) {
 	if !in.IsHTML() {
 		return nil, nil
@@ -93,6 +97,10 @@ func titleFromTree(n *html.Node) (string, bool) {
 }
 
 // collapse trims s and turns each run of whitespace into one space.
+// Whitespace is every Unicode space, U+00A0 NO-BREAK SPACE included: a
+// title or text is read by people and by scripts that split on spaces,
+// and "&nbsp;" in a title renders as a space. (document.title collapses
+// only ASCII whitespace and keeps U+00A0; this is a deliberate difference.)
 func collapse(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
@@ -239,9 +247,15 @@ func linkAttr(a atom.Atom) string {
 	return ""
 }
 
-// links returns the absolute http(s) URLs a page links to, resolved against
-// its final URL and any <base href>, without fragments, each once, in the
-// order they first appear. The output is ready to be fed back to trawl.
+// links returns the absolute http(s) URLs a page links to, resolved the
+// way browsers resolve them (the WHATWG URL Standard, see internal/weburl)
+// against the document's base URL: the href of the first <base> that has
+// one, or else the page's final URL. Each is written as the standard
+// serializes it (https://x.example, https://x.example/ and
+// HTTPS://X.EXAMPLE:443/ are one URL) without its fragment, once, in the
+// order first seen. A link to the page itself (#top, an empty href, or its
+// own URL) is listed as the page's URL, like any other link. The output is
+// ready to be fed back to trawl.
 func links(_ context.Context, in *Input) (any, error) {
 	doc, err := in.HTML()
 	if err != nil || doc == nil {
@@ -251,15 +265,11 @@ func links(_ context.Context, in *Input) (any, error) {
 	if pageURL == "" {
 		pageURL = in.Record.URL
 	}
-	base, err := url.Parse(pageURL)
+	page, err := weburl.Parse(pageURL, nil)
 	if err != nil {
 		return nil, fmt.Errorf("cannot resolve links against %q: %w", pageURL, err)
 	}
-	if b := findBase(doc); b != "" {
-		if u, err := base.Parse(strings.TrimSpace(b)); err == nil {
-			base = u
-		}
-	}
+	base := documentBase(doc, page)
 	out := []string{}
 	seen := make(map[string]bool)
 	var walk func(*html.Node)
@@ -267,9 +277,13 @@ func links(_ context.Context, in *Input) (any, error) {
 		if n.Type == html.ElementNode && n.Namespace == "" {
 			if name := linkAttr(n.DataAtom); name != "" {
 				if v, ok := attr(n, name); ok {
-					if u := resolve(base, v); u != "" && !seen[u] {
-						seen[u] = true
-						out = append(out, u)
+					// Only http(s) URLs parse; mailto:, javascript: and
+					// hrefs that are no URL at all are left out.
+					if u, err := weburl.Parse(v, base); err == nil {
+						if s := u.StringNoFragment(); !seen[s] {
+							seen[s] = true
+							out = append(out, s)
+						}
 					}
 				}
 			}
@@ -282,33 +296,42 @@ func links(_ context.Context, in *Input) (any, error) {
 	return out, nil
 }
 
-// findBase returns the href of the first <base> element, if any.
-func findBase(n *html.Node) string {
-	if n.Type == html.ElementNode && n.DataAtom == atom.Base {
+// documentBase returns the URL relative links resolve against, as HTML
+// defines it: the first <base> element with an href attribute, even an
+// empty one (which means the page itself), resolved against the page URL;
+// the page URL when there is no such element, or its href is no URL or a
+// data: or javascript: URL. A base with another scheme (ftp:, file:) is
+// honoured too, and then no relative link is an http(s) URL: nil.
+func documentBase(doc *html.Node, page *weburl.URL) *weburl.URL {
+	href, ok := findBase(doc)
+	if !ok {
+		return page
+	}
+	u, err := weburl.Parse(href, page)
+	var se *weburl.SchemeError
+	switch {
+	case err == nil:
+		return u
+	case errors.As(err, &se) && se.Scheme != "data" && se.Scheme != "javascript":
+		return nil
+	}
+	return page
+}
+
+// findBase returns the href of the first HTML <base> element that has
+// one, in tree order.
+func findBase(n *html.Node) (string, bool) {
+	if n.Type == html.ElementNode && n.Namespace == "" && n.DataAtom == atom.Base {
 		if v, ok := attr(n, "href"); ok {
-			return v
+			return v, true
 		}
 	}
 	for c := n.FirstChild; c != nil; c = c.NextSibling {
-		if b := findBase(c); b != "" {
-			return b
+		if v, ok := findBase(c); ok {
+			return v, true
 		}
 	}
-	return ""
-}
-
-// resolve makes ref absolute against base; "" when it is not an http(s) URL.
-func resolve(base *url.URL, ref string) string {
-	ref = strings.TrimSpace(ref)
-	if ref == "" || strings.HasPrefix(ref, "#") {
-		return ""
-	}
-	u, err := base.Parse(ref)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return ""
-	}
-	u.Fragment, u.RawFragment = "", ""
-	return u.String()
+	return "", false
 }
 
 // attrName is what may follow '@' in css=SELECTOR@ATTR. A CSS selector can

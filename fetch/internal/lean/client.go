@@ -621,11 +621,7 @@ func (cn *conn) appendRequest(b []byte, req *Request) []byte {
 		b = append(b, "://"...)
 		b = append(b, hostHeader(u)...)
 	}
-	if target := u.RequestURI(); target != "" {
-		b = append(b, target...)
-	} else {
-		b = append(b, '/')
-	}
+	b = append(b, requestTarget(u, cn.absoluteForm)...)
 	b = append(b, " HTTP/1.1\r\nHost: "...)
 	if req.Host != "" {
 		b = append(b, req.Host...)
@@ -655,6 +651,23 @@ func (cn *conn) appendRequest(b []byte, req *Request) []byte {
 		return append(b, req.Body...)
 	}
 	return append(b, "\r\n"...)
+}
+
+// requestTarget is the request line's target: the path and query, or for
+// a proxy the absolute form's rest after scheme and host. A URL whose path
+// net/url cannot write (a stray %) carries it in Opaque as //host/path.
+func requestTarget(u *url.URL, absolute bool) string {
+	t := u.RequestURI()
+	if u.Opaque != "" {
+		if prefix := u.Scheme + "://" + u.Host; strings.HasPrefix(t, prefix) {
+			t = t[len(prefix):]
+		}
+	}
+	if t == "" || t[0] != '/' && t[0] != '*' {
+		t = "/" + t
+	}
+	_ = absolute // the caller writes scheme and host first for a proxy
+	return t
 }
 
 // hostHeader is the Host header for u: the host in its ASCII form, with
