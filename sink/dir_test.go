@@ -53,6 +53,21 @@ func TestNames(t *testing.T) {
 		{"{index}.{ext}", "http://example.com/a.JSON", "text/html", "7.json"},
 		{"{index}.{ext}", "http://example.com/x", "application/x-unknown-thing", "7.bin"},
 		{"{sha256}", "http://example.com/x", "", "deadbeef"},
+		// {ext} after a "." adjusts: it adds nothing to a name that already
+		// ends in the extension, in any case, and fills in a missing one.
+		{"{host}/{path}.{ext}", "http://example.com/x.html", "text/html", "example.com/x.html"},
+		{"{host}/{path}.{ext}", "http://example.com/X.HTML", "text/html", "example.com/X.HTML"},
+		{"{host}/{path}.{ext}", "http://example.com/", "text/html", "example.com/index.html"},
+		{"{host}/{path}.{ext}", "http://example.com/dir/", "text/html", "example.com/dir/index.html"},
+		{"{host}/{path}.{ext}", "http://example.com/report", "application/pdf", "example.com/report.pdf"},
+		{"{host}/{path}.{ext}", "http://example.com/a.b/report", "text/html", "example.com/a.b/report.html"},
+		{"{host}/{path}.{ext}", "http://example.com/p.php?id=3", "text/html", "example.com/p.q-" + hash8("id=3") + ".php"},
+		{"{host}/{path}.{ext}", "http://example.com/data.json", "text/html", "example.com/data.json"},
+		{"{path}.{ext}", "http://example.com/dir/", "application/json", "dir/index.html.json"},
+		{"{path}.{ext}", "http://example.com/html", "text/html", "html.html"},
+		// Elsewhere {ext} is always written out.
+		{"{path}-{ext}", "http://example.com/x.html", "", "x.html-html"},
+		{"{index}.{ext}.{ext}", "http://example.com/x", "text/html", "7.html"},
 		{"", "http://example.com/" + long + ".html", "", "example.com/" + strings.Repeat("a", 185) + "~" + hash8(long+".html") + ".html"},
 	} {
 		tmpl := def
