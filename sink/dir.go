@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"io/fs"
 	"os"
 	"path"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/trawl-dev/trawl/record"
@@ -116,7 +118,9 @@ const maxSuffix = 1000
 // Commit gives the complete body its final name and records it in r. A
 // name already taken, by an earlier URL of this run or by an older file,
 // is never overwritten: the body gets the first free name~N instead (N
-// from 1, before the extension). Claiming uses a hard link, which fails
+// from 1, before the extension). The same holds for each directory on the
+// way: where a file (or anything but a directory) has the name, the body
+// goes into dir~N/ instead. Claiming uses a hard link, which fails
 // atomically when the name exists, so concurrent commits cannot race.
 func (p *PartialFile) Commit(r *record.Record) error {
 	defer p.dir.root.Remove(p.tmp)
@@ -144,16 +148,17 @@ func (p *PartialFile) Commit(r *record.Record) error {
 // claim links the partial file to name, or to the first free name~N.
 func (p *PartialFile) claim(name string) (string, error) {
 	root := p.dir.root
-	if dir := path.Dir(name); dir != "." {
-		if err := root.MkdirAll(dir, 0o755); err != nil {
-			return "", err
-		}
+	dir, file := path.Split(name)
+	dir, err := p.dir.makeDirs(strings.TrimSuffix(dir, "/"))
+	if err != nil {
+		return "", err
 	}
 	for n := 0; n <= maxSuffix; n++ {
-		candidate := name
+		candidate := file
 		if n > 0 {
-			candidate = withSuffix(name, n)
+			candidate = withSuffix(file, n)
 		}
+		candidate = path.Join(dir, candidate)
 		err := root.Link(p.tmp, candidate)
 		if err == nil {
 			return candidate, nil
@@ -163,4 +168,63 @@ func (p *PartialFile) claim(name string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%s and %d variants of it already exist", name, maxSuffix)
+}
+
+// makeDirs creates the directories of dir that are missing, one component
+// at a time, and returns the path actually used: a component whose name
+// is taken by a file or by a symlink that leads nowhere inside the
+// directory becomes component~N, the first that is a directory or free.
+func (d *Dir) makeDirs(dir string) (string, error) {
+	if dir == "" {
+		return "", nil
+	}
+	used := ""
+	for c := range strings.SplitSeq(dir, "/") {
+		found := false
+		for n := 0; n <= maxSuffix && !found; n++ {
+			candidate := c
+			if n > 0 {
+				candidate = c + "~" + strconv.Itoa(n)
+			}
+			candidate = path.Join(used, candidate)
+			ok, err := d.useDir(candidate)
+			if err != nil {
+				return "", err
+			}
+			if ok {
+				used, found = candidate, true
+			}
+		}
+		if !found {
+			return "", fmt.Errorf("%s and %d variants of it are taken by files", path.Join(used, c), maxSuffix)
+		}
+	}
+	return used, nil
+}
+
+// useDir reports whether name is, or has now been made, a directory that
+// bodies can go into.
+func (d *Dir) useDir(name string) (bool, error) {
+	fi, err := d.root.Lstat(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		err = d.root.Mkdir(name, 0o755)
+		if err == nil {
+			return true, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return false, err
+		}
+		// Another commit made it first; see what it made.
+		fi, err = d.root.Lstat(name)
+	}
+	if err != nil {
+		return false, err
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		// A symlink to a directory inside the root is followed, as
+		// before; one that leads outside or nowhere is in the way.
+		fi, err = d.root.Stat(name)
+		return err == nil && fi.IsDir(), nil
+	}
+	return fi.IsDir(), nil
 }

@@ -253,7 +253,8 @@ func TestDirAbortLeavesNothing(t *testing.T) {
 }
 
 // TestDirSymlinkCannotEscape plants symlinks inside the directory that point
-// outside it: saving must fail or pick another name, and never write outside.
+// outside it: saving must pick another name (or fail), and never write
+// outside.
 func TestDirSymlinkCannotEscape(t *testing.T) {
 	base := t.TempDir()
 	outside := t.TempDir()
@@ -268,8 +269,8 @@ func TestDirSymlinkCannotEscape(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	if _, err := save(t, d, "http://evil.example/passwd", 0, "pwned"); err == nil {
-		t.Error("saved through a symlink to a directory outside")
+	if r, err := save(t, d, "http://evil.example/passwd", 0, "pwned"); err == nil && r.File != "evil.example~1/passwd" {
+		t.Errorf("saved as %q, want evil.example~1/passwd next to the symlink", r.File)
 	}
 	r, err := save(t, d, "http://h/file", 1, "safe")
 	if err != nil {
@@ -302,5 +303,45 @@ func TestStalePartialsAreRemoved(t *testing.T) {
 	}
 	if _, err := os.Stat(mine); err != nil {
 		t.Error("a live process's partial file was removed")
+	}
+}
+
+// TestDirFileAndDirectoryCompete saves a file and then a directory of the
+// same name, and the other way round: the second gets ~N on the component
+// that collides, as a second file would.
+func TestDirFileAndDirectoryCompete(t *testing.T) {
+	base := t.TempDir()
+	tmpl, _ := ParseTemplate("{path}")
+	d, err := OpenDir(base, tmpl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	os.WriteFile(filepath.Join(base, "file~1"), []byte("not trawl's"), 0o644)
+	os.MkdirAll(filepath.Join(base, "real"), 0o755)
+	os.Symlink("real", filepath.Join(base, "inside"))
+	for _, tc := range []struct{ url, want string }{
+		{"http://h/file", "file"},
+		{"http://h/file/child", "file~2/child"}, // file~1 is a file too
+		{"http://h/file/", "file~2/index.html"},
+		{"http://h/file/a/b", "file~2/a/b"},
+		{"http://h/dir/child", "dir/child"},
+		{"http://h/dir", "dir~1"},
+		{"http://h/dir/child/x", "dir/child~1/x"},
+		{"http://h/inside/x", "inside/x"}, // a symlink to a directory inside is followed
+	} {
+		r, err := save(t, d, tc.url, 0, tc.url)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.url, err)
+		}
+		if r.File != tc.want {
+			t.Errorf("%s saved as %q, want %q", tc.url, r.File, tc.want)
+		}
+		if got, _ := os.ReadFile(filepath.Join(base, filepath.FromSlash(r.File))); string(got) != tc.url {
+			t.Errorf("%s holds %q", r.File, got)
+		}
+	}
+	if got, _ := os.ReadFile(filepath.Join(base, "file~1")); string(got) != "not trawl's" {
+		t.Errorf("file~1 overwritten: %q", got)
 	}
 }
