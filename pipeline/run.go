@@ -391,7 +391,10 @@ func (r *run) stream(ctx context.Context, observe func(*record.Record)) (complet
 			tmpl, _ = sink.ParseTemplate(sink.DefaultTemplate)
 		}
 		// Opened first, so that -o DIR/index.jsonl works in a new DIR.
-		dir, err := sink.OpenDir(cfg.OutputDir, tmpl)
+		dir, err := sink.OpenDir(cfg.OutputDir, tmpl, sink.DirOptions{
+			Output:   cfg.Output,
+			Reserved: []string{cfg.StatsFile, cfg.MetricsFile, cfg.LogFile, cfg.LockFile},
+		})
 		if err != nil {
 			return false, err
 		}

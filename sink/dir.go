@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -28,12 +29,25 @@ const partialDir = ".trawl-partial"
 type Dir struct {
 	root *os.Root
 	tmpl Template
+	// reserved are the names, relative to root, of the other files this
+	// run writes inside the directory; no body may take them.
+	reserved []string
+}
+
+// DirOptions describes the rest of the run a Dir saves bodies for.
+type DirOptions struct {
+	// Output is the records file (-o), "" or "-" for standard output. A
+	// records file inside the directory is reserved.
+	Output string
+	// Reserved are the other files the run writes (stats, metrics, log,
+	// lock); those inside the directory are reserved like Output.
+	Reserved []string
 }
 
 // OpenDir creates dir if needed and prepares it for saving bodies named by
 // tmpl. Partial files left by trawl processes that are no longer running
 // are removed.
-func OpenDir(dir string, tmpl Template) (*Dir, error) {
+func OpenDir(dir string, tmpl Template, opts DirOptions) (*Dir, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("cannot create output directory: %w", err)
 	}
@@ -45,7 +59,7 @@ func OpenDir(dir string, tmpl Template) (*Dir, error) {
 		root.Close()
 		return nil, fmt.Errorf("cannot prepare output directory %s: %w", dir, err)
 	}
-	d := &Dir{root: root, tmpl: tmpl}
+	d := &Dir{root: root, tmpl: tmpl, reserved: reservedNames(dir, append([]string{opts.Output}, opts.Reserved...))}
 	d.removeStalePartials()
 	return d, nil
 }
@@ -116,9 +130,10 @@ func (p *PartialFile) Abort() {
 const maxSuffix = 1000
 
 // Commit gives the complete body its final name and records it in r. A
-// name already taken, by an earlier URL of this run or by an older file,
-// is never overwritten: the body gets the first free name~N instead (N
-// from 1, before the extension). The same holds for each directory on the
+// name already taken, by an earlier URL of this run, by an older file, or
+// by another file this run writes (the records file and the like), is
+// never overwritten: the body gets the first free name~N instead (N from
+// 1, before the extension). The same holds for each directory on the
 // way: where a file (or anything but a directory) has the name, the body
 // goes into dir~N/ instead. Claiming uses a hard link, which fails
 // atomically when the name exists, so concurrent commits cannot race.
@@ -159,6 +174,9 @@ func (p *PartialFile) claim(name string) (string, error) {
 			candidate = withSuffix(file, n)
 		}
 		candidate = path.Join(dir, candidate)
+		if p.dir.isReserved(candidate) {
+			continue
+		}
 		err := root.Link(p.tmp, candidate)
 		if err == nil {
 			return candidate, nil
@@ -172,8 +190,9 @@ func (p *PartialFile) claim(name string) (string, error) {
 
 // makeDirs creates the directories of dir that are missing, one component
 // at a time, and returns the path actually used: a component whose name
-// is taken by a file or by a symlink that leads nowhere inside the
-// directory becomes component~N, the first that is a directory or free.
+// is taken by a file, a symlink that leads nowhere inside the directory,
+// or a reserved name becomes component~N, the first that is a directory
+// or free.
 func (d *Dir) makeDirs(dir string) (string, error) {
 	if dir == "" {
 		return "", nil
@@ -187,6 +206,9 @@ func (d *Dir) makeDirs(dir string) (string, error) {
 				candidate = c + "~" + strconv.Itoa(n)
 			}
 			candidate = path.Join(used, candidate)
+			if d.isReserved(candidate) {
+				continue
+			}
 			ok, err := d.useDir(candidate)
 			if err != nil {
 				return "", err
@@ -227,4 +249,57 @@ func (d *Dir) useDir(name string) (bool, error) {
 		return err == nil && fi.IsDir(), nil
 	}
 	return fi.IsDir(), nil
+}
+
+// isReserved reports whether name is one of the run's other files. The
+// comparison ignores case, because on a case-folding file system the
+// records file would replace a body whose name differs only in case.
+func (d *Dir) isReserved(name string) bool {
+	for _, r := range d.reserved {
+		if strings.EqualFold(r, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// reservedNames returns the paths among files that lie inside dir,
+// relative to it and slash-separated.
+func reservedNames(dir string, files []string) []string {
+	base, err := filepath.Abs(dir)
+	if err != nil {
+		return nil
+	}
+	if resolved, err := filepath.EvalSymlinks(base); err == nil {
+		base = resolved
+	}
+	var names []string
+	for _, f := range files {
+		p := outputIdentity(f)
+		if p == "" {
+			continue
+		}
+		if rel, err := filepath.Rel(base, p); err == nil && filepath.IsLocal(rel) {
+			names = append(names, filepath.ToSlash(rel))
+		}
+	}
+	return names
+}
+
+// outputIdentity names a file the run writes by its absolute path, with
+// symlinks in its directory resolved so that two spellings of one path
+// agree; "" for standard output. The file itself need not exist yet.
+func outputIdentity(file string) string {
+	if file == "" || file == "-" {
+		return ""
+	}
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return ""
+	}
+	dir, base := filepath.Split(abs)
+	if resolved, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = resolved
+	}
+	return filepath.Join(dir, base)
 }

@@ -154,7 +154,7 @@ func save(t *testing.T, d *Dir, rawURL string, index int64, body string) (*recor
 func TestDirSavesAndNeverOverwrites(t *testing.T) {
 	base := t.TempDir()
 	tmpl, _ := ParseTemplate(DefaultTemplate)
-	d, err := OpenDir(base, tmpl)
+	d, err := OpenDir(base, tmpl, DirOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +196,7 @@ func TestDirSavesAndNeverOverwrites(t *testing.T) {
 func TestDirConcurrentCommitsToOneName(t *testing.T) {
 	base := t.TempDir()
 	tmpl, _ := ParseTemplate("same.txt")
-	d, err := OpenDir(base, tmpl)
+	d, err := OpenDir(base, tmpl, DirOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +231,7 @@ func TestDirConcurrentCommitsToOneName(t *testing.T) {
 func TestDirAbortLeavesNothing(t *testing.T) {
 	base := t.TempDir()
 	tmpl, _ := ParseTemplate(DefaultTemplate)
-	d, _ := OpenDir(base, tmpl)
+	d, _ := OpenDir(base, tmpl, DirOptions{})
 	defer d.Close()
 	r := &record.Record{Target: mustURL(t, "http://h/x")}
 	p, err := d.Create(r)
@@ -264,7 +264,7 @@ func TestDirSymlinkCannotEscape(t *testing.T) {
 	os.MkdirAll(filepath.Join(base, "h"), 0o755)
 	os.Symlink(filepath.Join(outside, "target"), filepath.Join(base, "h", "file"))
 	tmpl, _ := ParseTemplate(DefaultTemplate)
-	d, err := OpenDir(base, tmpl)
+	d, err := OpenDir(base, tmpl, DirOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +293,7 @@ func TestStalePartialsAreRemoved(t *testing.T) {
 	os.WriteFile(stale, []byte("x"), 0o644)
 	os.WriteFile(mine, []byte("x"), 0o644)
 	tmpl, _ := ParseTemplate(DefaultTemplate)
-	d, err := OpenDir(base, tmpl)
+	d, err := OpenDir(base, tmpl, DirOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,13 +306,49 @@ func TestStalePartialsAreRemoved(t *testing.T) {
 	}
 }
 
+// TestDirReservedNames gives bodies the names of the run's own files, and
+// of directories with those names: they get ~N, so that nothing the run
+// writes at the end replaces a body, or fails on a directory in its way.
+func TestDirReservedNames(t *testing.T) {
+	base := t.TempDir()
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(base, link); err != nil {
+		t.Skip("no symlinks here:", err)
+	}
+	tmpl, _ := ParseTemplate("{path}")
+	// The directory is named through a symlink, the files directly.
+	d, err := OpenDir(link, tmpl, DirOptions{
+		Output:   filepath.Join(base, "index.jsonl"),
+		Reserved: []string{filepath.Join(base, "stats.json"), "", filepath.Join(t.TempDir(), "elsewhere")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for _, tc := range []struct{ url, want string }{
+		{"http://h/index.jsonl", "index~1.jsonl"},
+		{"http://h/INDEX.jsonl", "INDEX~1.jsonl"}, // a case-folding file system would clash
+		{"http://h/index.jsonl/x", "index.jsonl~1/x"},
+		{"http://h/stats.json", "stats~1.json"},
+		{"http://h/elsewhere", "elsewhere"},
+	} {
+		r, err := save(t, d, tc.url, 0, "body")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.File != tc.want {
+			t.Errorf("%s saved as %q, want %q", tc.url, r.File, tc.want)
+		}
+	}
+}
+
 // TestDirFileAndDirectoryCompete saves a file and then a directory of the
 // same name, and the other way round: the second gets ~N on the component
 // that collides, as a second file would.
 func TestDirFileAndDirectoryCompete(t *testing.T) {
 	base := t.TempDir()
 	tmpl, _ := ParseTemplate("{path}")
-	d, err := OpenDir(base, tmpl)
+	d, err := OpenDir(base, tmpl, DirOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
