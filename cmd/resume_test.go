@@ -2,6 +2,8 @@ package cmd
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -20,6 +22,27 @@ import (
 // the output must end with exactly one valid record per input line, and in
 // input order each run's records must be in index order.
 func TestKillAndResume(t *testing.T) {
+	dir := t.TempDir()
+	killAndResume(t, filepath.Join(dir, "out.jsonl"), dir, nil)
+}
+
+// TestKillAndResumeOutputDir is TestKillAndResume saving bodies. A kill
+// lands between a body getting its name and its record reaching the file,
+// so the directory must be repaired on resume: at the end every file is
+// named by exactly one record, and since every URL maps to a name of its
+// own, a ~N name can only be a leftover of a kill.
+func TestKillAndResumeOutputDir(t *testing.T) {
+	dir := t.TempDir()
+	bodies := filepath.Join(dir, "bodies")
+	out := filepath.Join(dir, "out.jsonl")
+	killAndResume(t, out, dir, []string{"--output-dir", bodies})
+	checkSavedFiles(t, out, bodies)
+}
+
+// killAndResume runs trawl over 3000 local URLs with extra arguments,
+// killing it six times, resuming, and checking out after each step.
+func killAndResume(t *testing.T, out, dir string, extra []string) {
+	t.Helper()
 	const n = 3000
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var i int
@@ -33,7 +56,6 @@ func TestKillAndResume(t *testing.T) {
 		fmt.Fprintf(w, "<title>page %d</title>", i)
 	}))
 	defer srv.Close()
-	dir := t.TempDir()
 	list := filepath.Join(dir, "urls.txt")
 	var b strings.Builder
 	for i := range n {
@@ -42,11 +64,11 @@ func TestKillAndResume(t *testing.T) {
 	if err := os.WriteFile(list, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(dir, "out.jsonl")
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("kill timing seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 7))
-	args := []string{"--resume", "-q", "-c", "2", "--retries", "0", "--flush-interval", "10ms", "--max-failures", "100%", "-x", "title", "-o", out, list}
+	args := append([]string{"--resume", "-q", "-c", "2", "--retries", "0", "--flush-interval", "10ms", "--max-failures", "100%", "-x", "title", "-o", out}, extra...)
+	args = append(args, list)
 
 	const kills = 6
 	for k := range kills {
@@ -80,6 +102,77 @@ func TestKillAndResume(t *testing.T) {
 		if i%97 != 13 && after[i] != line {
 			t.Fatalf("record %d changed on a resume of a finished run:\n%s\n%s", i, line, after[i])
 		}
+	}
+}
+
+// checkSavedFiles verifies that the files under bodies and the records in
+// out agree one to one: every record's file is there with its sha256, no
+// two records share a file, no file lacks a record, no name has a ~N
+// suffix, and trawl's partial directory is gone.
+func checkSavedFiles(t *testing.T, out, bodies string) {
+	t.Helper()
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := map[string]int{} // file -> index of the record naming it
+	for _, line := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
+		var rec struct {
+			Index  int     `json:"index"`
+			File   *string `json:"file"`
+			SHA256 *string `json:"sha256"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("not a record: %q", line)
+		}
+		if rec.File == nil {
+			if rec.Index%97 != 13 {
+				t.Fatalf("index %d saved no file", rec.Index)
+			}
+			continue
+		}
+		if prev, dup := named[*rec.File]; dup {
+			t.Fatalf("%s is named by the records of index %d and %d", *rec.File, prev, rec.Index)
+		}
+		named[*rec.File] = rec.Index
+		body, err := os.ReadFile(filepath.Join(bodies, filepath.FromSlash(*rec.File)))
+		if err != nil {
+			t.Fatalf("index %d: %v", rec.Index, err)
+		}
+		if sum := sha256.Sum256(body); rec.SHA256 == nil || hex.EncodeToString(sum[:]) != *rec.SHA256 {
+			t.Fatalf("index %d: %s does not have the sha256 its record gives", rec.Index, *rec.File)
+		}
+	}
+	var orphans, suffixed []string
+	err = filepath.WalkDir(bodies, func(p string, e os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(bodies, p)
+		rel = filepath.ToSlash(rel)
+		if e.IsDir() {
+			if rel == ".trawl-partial" {
+				t.Errorf("%s is left after a complete run", rel)
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if strings.Contains(rel, "~") {
+			suffixed = append(suffixed, rel)
+		}
+		if _, ok := named[rel]; !ok {
+			orphans = append(orphans, rel)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(orphans) > 0 {
+		t.Errorf("%d files no record names, such as %q", len(orphans), orphans[0])
+	}
+	if len(suffixed) > 0 {
+		t.Errorf("%d ~N names left by the kills, such as %q", len(suffixed), suffixed[0])
 	}
 }
 

@@ -400,12 +400,22 @@ func (r *run) stream(ctx context.Context, observe func(*record.Record)) (complet
 		if tmpl.String() == "" {
 			tmpl, _ = sink.ParseTemplate(sink.DefaultTemplate)
 		}
-		// Opened first, so that -o DIR/index.jsonl works in a new DIR.
-		dir, err := sink.OpenDir(cfg.OutputDir, tmpl)
+		// Opened first, so that -o DIR/index.jsonl works in a new DIR, and
+		// before the input is read, which uses up the resume state.
+		dir, err := sink.OpenDir(cfg.OutputDir, tmpl, sink.DirOptions{
+			Output: cfg.Output, Atomic: cfg.Atomic, Resume: r.resume,
+			Reserved: []string{cfg.StatsFile, cfg.MetricsFile, cfg.LogFile, cfg.LockFile},
+		})
 		if err != nil {
 			return false, err
 		}
-		defer dir.Close()
+		// Runs after the output's Close below: the directory forgets its
+		// claims only once every record naming a file is on disk.
+		defer func() {
+			if cerr := dir.Close(err == nil && complete); cerr != nil && err == nil {
+				err = cerr
+			}
+		}()
 		fo.Store = storeAdapter{dir}
 	}
 	out, err := sink.Create(cfg.Output, cfg.Stdout, sink.OutputOptions{Atomic: cfg.Atomic, Append: r.resume != nil})

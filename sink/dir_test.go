@@ -53,6 +53,21 @@ func TestNames(t *testing.T) {
 		{"{index}.{ext}", "http://example.com/a.JSON", "text/html", "7.json"},
 		{"{index}.{ext}", "http://example.com/x", "application/x-unknown-thing", "7.bin"},
 		{"{sha256}", "http://example.com/x", "", "deadbeef"},
+		// {ext} after a "." adjusts: it adds nothing to a name that already
+		// ends in the extension, in any case, and fills in a missing one.
+		{"{host}/{path}.{ext}", "http://example.com/x.html", "text/html", "example.com/x.html"},
+		{"{host}/{path}.{ext}", "http://example.com/X.HTML", "text/html", "example.com/X.HTML"},
+		{"{host}/{path}.{ext}", "http://example.com/", "text/html", "example.com/index.html"},
+		{"{host}/{path}.{ext}", "http://example.com/dir/", "text/html", "example.com/dir/index.html"},
+		{"{host}/{path}.{ext}", "http://example.com/report", "application/pdf", "example.com/report.pdf"},
+		{"{host}/{path}.{ext}", "http://example.com/a.b/report", "text/html", "example.com/a.b/report.html"},
+		{"{host}/{path}.{ext}", "http://example.com/p.php?id=3", "text/html", "example.com/p.q-" + hash8("id=3") + ".php"},
+		{"{host}/{path}.{ext}", "http://example.com/data.json", "text/html", "example.com/data.json"},
+		{"{path}.{ext}", "http://example.com/dir/", "application/json", "dir/index.html.json"},
+		{"{path}.{ext}", "http://example.com/html", "text/html", "html.html"},
+		// Elsewhere {ext} is always written out.
+		{"{path}-{ext}", "http://example.com/x.html", "", "x.html-html"},
+		{"{index}.{ext}.{ext}", "http://example.com/x", "text/html", "7.html"},
 		{"", "http://example.com/" + long + ".html", "", "example.com/" + strings.Repeat("a", 185) + "~" + hash8(long+".html") + ".html"},
 	} {
 		tmpl := def
@@ -139,11 +154,11 @@ func save(t *testing.T, d *Dir, rawURL string, index int64, body string) (*recor
 func TestDirSavesAndNeverOverwrites(t *testing.T) {
 	base := t.TempDir()
 	tmpl, _ := ParseTemplate(DefaultTemplate)
-	d, err := OpenDir(base, tmpl)
+	d, err := OpenDir(base, tmpl, DirOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close()
+	defer d.Close(true)
 	r1, err := save(t, d, "http://example.com/a/page.html", 0, "first")
 	if err != nil {
 		t.Fatal(err)
@@ -173,19 +188,22 @@ func TestDirSavesAndNeverOverwrites(t *testing.T) {
 			t.Errorf("%s: sha256 %s", r.File, r.FileSHA256)
 		}
 	}
-	if entries, _ := os.ReadDir(filepath.Join(base, partialDir)); len(entries) != 0 {
-		t.Errorf("partial files left: %v", entries)
+	entries, _ := os.ReadDir(filepath.Join(base, partialDir))
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), journalSuffix) {
+			t.Errorf("partial file left: %v", e)
+		}
 	}
 }
 
 func TestDirConcurrentCommitsToOneName(t *testing.T) {
 	base := t.TempDir()
 	tmpl, _ := ParseTemplate("same.txt")
-	d, err := OpenDir(base, tmpl)
+	d, err := OpenDir(base, tmpl, DirOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close()
+	defer d.Close(true)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	names := map[string]string{}
@@ -216,8 +234,7 @@ func TestDirConcurrentCommitsToOneName(t *testing.T) {
 func TestDirAbortLeavesNothing(t *testing.T) {
 	base := t.TempDir()
 	tmpl, _ := ParseTemplate(DefaultTemplate)
-	d, _ := OpenDir(base, tmpl)
-	defer d.Close()
+	d, _ := OpenDir(base, tmpl, DirOptions{})
 	r := &record.Record{Target: mustURL(t, "http://h/x")}
 	p, err := d.Create(r)
 	if err != nil {
@@ -225,6 +242,10 @@ func TestDirAbortLeavesNothing(t *testing.T) {
 	}
 	p.Write([]byte("half a bo"))
 	p.Abort()
+	// Even an interrupted run leaves nothing when it saved nothing.
+	if err := d.Close(false); err != nil {
+		t.Fatal(err)
+	}
 	var files []string
 	filepath.WalkDir(base, func(p string, e os.DirEntry, _ error) error {
 		if !e.IsDir() {
@@ -235,10 +256,14 @@ func TestDirAbortLeavesNothing(t *testing.T) {
 	if len(files) != 0 {
 		t.Fatalf("files after abort: %v", files)
 	}
+	if _, err := os.Stat(filepath.Join(base, partialDir)); !os.IsNotExist(err) {
+		t.Fatalf("%s left: %v", partialDir, err)
+	}
 }
 
 // TestDirSymlinkCannotEscape plants symlinks inside the directory that point
-// outside it: saving must fail or pick another name, and never write outside.
+// outside it: saving must pick another name (or fail), and never write
+// outside.
 func TestDirSymlinkCannotEscape(t *testing.T) {
 	base := t.TempDir()
 	outside := t.TempDir()
@@ -248,13 +273,13 @@ func TestDirSymlinkCannotEscape(t *testing.T) {
 	os.MkdirAll(filepath.Join(base, "h"), 0o755)
 	os.Symlink(filepath.Join(outside, "target"), filepath.Join(base, "h", "file"))
 	tmpl, _ := ParseTemplate(DefaultTemplate)
-	d, err := OpenDir(base, tmpl)
+	d, err := OpenDir(base, tmpl, DirOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close()
-	if _, err := save(t, d, "http://evil.example/passwd", 0, "pwned"); err == nil {
-		t.Error("saved through a symlink to a directory outside")
+	defer d.Close(true)
+	if r, err := save(t, d, "http://evil.example/passwd", 0, "pwned"); err == nil && r.File != "evil.example~1/passwd" {
+		t.Errorf("saved as %q, want evil.example~1/passwd next to the symlink", r.File)
 	}
 	r, err := save(t, d, "http://h/file", 1, "safe")
 	if err != nil {
@@ -277,15 +302,91 @@ func TestStalePartialsAreRemoved(t *testing.T) {
 	os.WriteFile(stale, []byte("x"), 0o644)
 	os.WriteFile(mine, []byte("x"), 0o644)
 	tmpl, _ := ParseTemplate(DefaultTemplate)
-	d, err := OpenDir(base, tmpl)
+	d, err := OpenDir(base, tmpl, DirOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.Close()
+	d.Close(true)
 	if _, err := os.Stat(stale); !os.IsNotExist(err) {
 		t.Error("stale partial file kept")
 	}
 	if _, err := os.Stat(mine); err != nil {
 		t.Error("a live process's partial file was removed")
+	}
+}
+
+// TestDirReservedNames gives bodies the names of the run's own files, and
+// of directories with those names: they get ~N, so that nothing the run
+// writes at the end replaces a body, or fails on a directory in its way.
+func TestDirReservedNames(t *testing.T) {
+	base := t.TempDir()
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(base, link); err != nil {
+		t.Skip("no symlinks here:", err)
+	}
+	tmpl, _ := ParseTemplate("{path}")
+	// The directory is named through a symlink, the files directly.
+	d, err := OpenDir(link, tmpl, DirOptions{
+		Output:   filepath.Join(base, "index.jsonl"),
+		Reserved: []string{filepath.Join(base, "stats.json"), "", filepath.Join(t.TempDir(), "elsewhere")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(true)
+	for _, tc := range []struct{ url, want string }{
+		{"http://h/index.jsonl", "index~1.jsonl"},
+		{"http://h/INDEX.jsonl", "INDEX~1.jsonl"}, // a case-folding file system would clash
+		{"http://h/index.jsonl/x", "index.jsonl~1/x"},
+		{"http://h/stats.json", "stats~1.json"},
+		{"http://h/elsewhere", "elsewhere"},
+	} {
+		r, err := save(t, d, tc.url, 0, "body")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.File != tc.want {
+			t.Errorf("%s saved as %q, want %q", tc.url, r.File, tc.want)
+		}
+	}
+}
+
+// TestDirFileAndDirectoryCompete saves a file and then a directory of the
+// same name, and the other way round: the second gets ~N on the component
+// that collides, as a second file would.
+func TestDirFileAndDirectoryCompete(t *testing.T) {
+	base := t.TempDir()
+	tmpl, _ := ParseTemplate("{path}")
+	d, err := OpenDir(base, tmpl, DirOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(true)
+	os.WriteFile(filepath.Join(base, "file~1"), []byte("not trawl's"), 0o644)
+	os.MkdirAll(filepath.Join(base, "real"), 0o755)
+	os.Symlink("real", filepath.Join(base, "inside"))
+	for _, tc := range []struct{ url, want string }{
+		{"http://h/file", "file"},
+		{"http://h/file/child", "file~2/child"}, // file~1 is a file too
+		{"http://h/file/", "file~2/index.html"},
+		{"http://h/file/a/b", "file~2/a/b"},
+		{"http://h/dir/child", "dir/child"},
+		{"http://h/dir", "dir~1"},
+		{"http://h/dir/child/x", "dir/child~1/x"},
+		{"http://h/inside/x", "inside/x"}, // a symlink to a directory inside is followed
+	} {
+		r, err := save(t, d, tc.url, 0, tc.url)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.url, err)
+		}
+		if r.File != tc.want {
+			t.Errorf("%s saved as %q, want %q", tc.url, r.File, tc.want)
+		}
+		if got, _ := os.ReadFile(filepath.Join(base, filepath.FromSlash(r.File))); string(got) != tc.url {
+			t.Errorf("%s holds %q", r.File, got)
+		}
+	}
+	if got, _ := os.ReadFile(filepath.Join(base, "file~1")); string(got) != "not trawl's" {
+		t.Errorf("file~1 overwritten: %q", got)
 	}
 }

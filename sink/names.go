@@ -77,26 +77,39 @@ type NameInput struct {
 // percent-decoded and then sanitized (no "." or "..", no control
 // characters, NUL or backslashes, valid UTF-8, at most 200 bytes), empty
 // components are dropped, and a name longer than 1000 bytes becomes a hash.
+//
+// {ext} is the extension of the URL path's last segment (lowercased, 1 to
+// 10 letters and digits), else the usual one for the Content-Type, else
+// "bin". Placed right after a "." of the template, it adjusts rather than
+// appends, like wget --adjust-extension: when the name built so far
+// already ends in "."+ext (in any case), the "." and {ext} add nothing, so
+// {path}.{ext} never doubles an extension (x.html stays x.html, a PDF at
+// /report becomes report.pdf, /dir/ served as HTML dir/index.html).
 func (t Template) Name(in NameInput) string {
-	var b strings.Builder
-	for _, p := range t.parts {
+	var b []byte
+	for i, p := range t.parts {
 		switch p {
 		case "{host}":
-			b.WriteString(hostPart(in.URL))
+			b = append(b, hostPart(in.URL)...)
 		case "{path}":
-			b.WriteString(pathPart(in.URL))
+			b = append(b, pathPart(in.URL)...)
 		case "{index}":
-			b.WriteString(strconv.FormatInt(in.Index, 10))
+			b = strconv.AppendInt(b, in.Index, 10)
 		case "{sha256}":
-			b.WriteString(in.SHA256)
+			b = append(b, in.SHA256...)
 		case "{ext}":
-			b.WriteString(extension(in.URL, in.ContentType))
+			ext := extension(in.URL, in.ContentType)
+			if i > 0 && strings.HasSuffix(t.parts[i-1], ".") && hasExtension(b[:len(b)-1], ext) {
+				b = b[:len(b)-1]
+				continue
+			}
+			b = append(b, ext...)
 		default:
-			b.WriteString(p)
+			b = append(b, p...)
 		}
 	}
 	var comps []string
-	for c := range strings.SplitSeq(b.String(), "/") {
+	for c := range strings.SplitSeq(string(b), "/") {
 		if c = sanitizeComponent(c); c != "" {
 			comps = append(comps, c)
 		}
@@ -196,6 +209,12 @@ func extension(u *url.URL, contentType string) string {
 		return exts[0][1:]
 	}
 	return "bin"
+}
+
+// hasExtension reports whether name ends in "." and ext, in any case.
+func hasExtension(name []byte, ext string) bool {
+	n := len(name) - len(ext)
+	return n > 0 && name[n-1] == '.' && strings.EqualFold(string(name[n:]), ext)
 }
 
 func isAlnum(s string) bool {

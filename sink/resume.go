@@ -168,6 +168,13 @@ func (res *Resume) Earlier() stats.Earlier {
 	return stats.Earlier{Records: res.Kept, Failed: failed, ByKind: res.KeptKinds, ByClass: res.KeptClasses}
 }
 
+// HasRecord reports whether the output keeps a record for this index. It
+// must be asked before Done is asked about the index, since Done forgets
+// it.
+func (res *Resume) HasRecord(index int64) bool {
+	return index >= 0 && index < int64(len(res.hashes)) && res.hashes[index] != 0
+}
+
 // Unmatched returns how many kept records no input line has asked about;
 // once the whole input was read, a non-zero count means the list shrank.
 func (res *Resume) Unmatched() int64 { return res.pending }
