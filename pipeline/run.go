@@ -137,6 +137,12 @@ func newRun(cfg Config) (*run, error) {
 // list is a mistake that should cost nothing.
 func (r *run) loadResume() error {
 	out := r.cfg.Output
+	if r.cfg.OutputDir != "" {
+		// -o DIR/index.jsonl in a DIR the first run has yet to create.
+		if err := os.MkdirAll(r.cfg.OutputDir, 0o755); err != nil {
+			return fmt.Errorf("cannot create output directory: %w", err)
+		}
+	}
 	// There must be a file to lock, even before the first run wrote one.
 	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
