@@ -45,6 +45,8 @@ type outRequest struct {
 	// onConn is called with the connection the request is about to use,
 	// before anything is sent; an error stops the request.
 	onConn func(lean.ConnInfo) error
+	// deadline bounds the exchange, the body included.
+	deadline time.Time
 }
 
 // response is a response from either engine.
@@ -58,6 +60,7 @@ type response struct {
 		Values(string) []string
 	}
 	full func() http.Header // every header, as a map
+	conn lean.ConnInfo      // the connection it came on
 }
 
 // engine sends one request and returns one response; redirects, retries,
@@ -120,11 +123,13 @@ func newLeanEngine(opts Options, dialTarget, dialProxy lean.DialFunc) (*leanEngi
 }
 
 func (e *leanEngine) roundTrip(ctx context.Context, req *outRequest) (*response, error) {
-	resp, err := e.c.Do(ctx, &lean.Request{Method: req.method, URL: req.url, Host: req.host, Header: req.header, Body: req.body, OnConn: req.onConn})
+	resp, err := e.c.Do(ctx, &lean.Request{Method: req.method, URL: req.url, Host: req.host, Header: req.header, Body: req.body,
+		OnConn: req.onConn, Deadline: req.deadline})
 	if err != nil {
 		return nil, err
 	}
-	return &response{status: resp.Status, proto: resp.Proto, contentLength: resp.ContentLength, body: resp.Body, header: resp, full: resp.Header}, nil
+	return &response{status: resp.Status, proto: resp.Proto, contentLength: resp.ContentLength, body: resp.Body,
+		header: resp, full: resp.Header, conn: resp.Conn}, nil
 }
 
 func (e *leanEngine) closeIdle() { e.c.CloseIdle() }
@@ -136,11 +141,12 @@ type netEngine struct {
 }
 
 func (e *netEngine) roundTrip(ctx context.Context, req *outRequest) (*response, error) {
-	if req.onConn != nil {
-		// The traced context must outlive this call, for the body; it ends
-		// with the attempt's.
-		ctx, _ = e.traceConn(ctx, req.onConn)
-	}
+	// The context must outlive this call, for the body: it ends when the
+	// body is closed.
+	ctx, cancelDeadline := context.WithDeadline(ctx, req.deadline)
+	var conn lean.ConnInfo
+	ctx, cancel := e.traceConn(ctx, &conn, req.onConn)
+	done := func() { cancel(nil); cancelDeadline() }
 	var body io.Reader
 	if req.body != nil {
 		body = bytes.NewReader(req.body)
@@ -166,16 +172,31 @@ func (e *netEngine) roundTrip(ctx context.Context, req *outRequest) (*response, 
 		if err == nil {
 			resp.Body.Close()
 		}
+		done()
 		return nil, blocked
 	}
 	if err != nil {
+		done()
 		if notHTTP(err) {
 			return nil, &lean.ProtocolError{What: describe(err).Error()}
 		}
 		return nil, err
 	}
-	return &response{status: resp.StatusCode, proto: resp.Proto, contentLength: resp.ContentLength, body: resp.Body, header: resp.Header,
-		full: func() http.Header { return resp.Header }}, nil
+	return &response{status: resp.StatusCode, proto: resp.Proto, contentLength: resp.ContentLength,
+		body: closeThen{resp.Body, done}, header: resp.Header,
+		full: func() http.Header { return resp.Header }, conn: conn}, nil
+}
+
+// closeThen runs a function after closing a body.
+type closeThen struct {
+	io.ReadCloser
+	then func()
+}
+
+func (c closeThen) Close() error {
+	err := c.ReadCloser.Close()
+	c.then()
+	return err
 }
 
 // traceConn runs onConn on the connection net/http picks for the request,
@@ -184,11 +205,15 @@ func (e *netEngine) roundTrip(ctx context.Context, req *outRequest) (*response, 
 // without looking at the context again, so the refused connection is
 // closed, and sends nothing. HTTP/2 looks before it writes the headers,
 // and its connection may be carrying other requests.
-func (e *netEngine) traceConn(ctx context.Context, onConn func(lean.ConnInfo) error) (context.Context, context.CancelCauseFunc) {
+func (e *netEngine) traceConn(ctx context.Context, conn *lean.ConnInfo, onConn func(lean.ConnInfo) error) (context.Context, context.CancelCauseFunc) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
 		remote := info.Conn.RemoteAddr()
 		ci := lean.ConnInfo{Remote: remote, Reused: info.Reused, Proxied: e.proxies.has(remote.String())}
+		*conn = ci
+		if onConn == nil {
+			return
+		}
 		if err := onConn(ci); err != nil {
 			cancel(err)
 			if !isHTTP2(info.Conn) {

@@ -266,15 +266,23 @@ type attemptResult struct {
 // r as it goes so that the record describes the last response even when
 // that response is a failure.
 func (c *Client) attempt(ctx context.Context, r *record.Record) attemptResult {
-	actx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
-	defer cancel()
-	guard := c.newGuard()
+	// The timeout is a deadline carried by each request rather than a
+	// context derived per attempt, which would cost more than the rest of
+	// the attempt's bookkeeping.
+	deadline := time.Now().Add(c.opts.Timeout)
+	var guard *hopGuard
 	u := r.Target
-	req := &outRequest{method: c.opts.Method, url: u, host: c.host, header: c.header}
+	req := &outRequest{method: c.opts.Method, url: u, host: c.host, header: c.header, deadline: deadline}
 	var resp *response
 	for hops := 0; ; hops++ {
 		if hops > 0 && c.opts.Limiter != nil {
-			if err := c.opts.Limiter.Wait(actx, u); err != nil {
+			wctx, cancel := context.WithDeadline(ctx, deadline)
+			err := c.opts.Limiter.Wait(wctx, u)
+			cancel()
+			if err != nil {
+				if ctx.Err() == nil {
+					err = &timeoutError{what: fmt.Sprintf("no response within %s (--timeout): waiting for the rate limit", c.opts.Timeout), err: err}
+				}
 				return attemptResult{err: err}
 			}
 		}
@@ -289,9 +297,16 @@ func (c *Client) attempt(ctx context.Context, r *record.Record) attemptResult {
 			send = &withJar
 		}
 		var err error
-		resp, err = c.engine.roundTrip(actx, send)
+		resp, err = c.engine.roundTrip(ctx, send)
 		if err != nil {
 			return c.requestFailed(ctx, err)
+		}
+		if hops == 0 && isRedirect(resp.status) {
+			// Only now can a hop go from public to private: the guard
+			// starts with the first hop, judged by the connection it came on.
+			if guard = c.newGuard(); guard != nil {
+				guard.judge(u.Hostname(), resp.conn)
+			}
 		}
 		if c.opts.Limiter != nil {
 			c.opts.Limiter.Observe(u, resp.status, resp.header)
@@ -311,6 +326,7 @@ func (c *Client) attempt(ctx context.Context, r *record.Record) attemptResult {
 			return attemptResult{err: err}
 		}
 		req = c.nextRequest(req, u, next, resp.status)
+		req.deadline = deadline
 		u = next
 	}
 	defer resp.body.Close()

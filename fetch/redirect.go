@@ -60,7 +60,7 @@ var credentialHeaders = [...]string{"Authorization", "Proxy-Authorization", "Coo
 // subdomains, trawl is stricter), and a Host header given for the first
 // URL is not carried over.
 func (c *Client) nextRequest(prev *outRequest, from, to *url.URL, status int) *outRequest {
-	next := &outRequest{method: prev.method, url: to, header: prev.header, body: prev.body}
+	next := &outRequest{method: prev.method, url: to, header: prev.header, body: prev.body, deadline: prev.deadline}
 	switch {
 	case status == http.StatusSeeOther && prev.method != http.MethodHead,
 		(status == http.StatusMovedPermanently || status == http.StatusFound) && prev.method == http.MethodPost:

@@ -280,8 +280,8 @@ func (g hostGate) Key(r *record.Record) string {
 	return hostKey(r)
 }
 
-func (g hostGate) TryStart(r *record.Record) (bool, time.Duration) {
-	return g.t.TryAcquire(hostKey(r))
+func (g hostGate) TryStart(_ *record.Record, key string) (bool, time.Duration) {
+	return g.t.TryAcquire(key)
 }
 
 func (g hostGate) Done(key string) { g.t.Release(key) }

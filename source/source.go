@@ -133,6 +133,10 @@ func Lines(ctx context.Context, opts Options, fn func(index int64, line string) 
 	return nil
 }
 
+// readBuffer is how many records may wait between the reader and the
+// stage that takes them.
+const readBuffer = 64
+
 // Read streams one record per URL line on the returned channel, which is
 // closed at the end of the input or when ctx is done. A read failure is sent
 // on the error channel (capacity 1) before the records channel is closed.
@@ -141,9 +145,11 @@ func Lines(ctx context.Context, opts Options, fn func(index int64, line string) 
 // reads happen in a goroutine of their own: cancelling ctx closes the record
 // channel promptly even while that goroutine is still waiting for input.
 func Read(ctx context.Context, opts Options) (<-chan *record.Record, <-chan error) {
-	out := make(chan *record.Record)
+	// Buffered, so that lines move in batches rather than one wake-up of
+	// the next goroutine each.
+	out := make(chan *record.Record, readBuffer)
 	errc := make(chan error, 1)
-	raw := make(chan *record.Record)
+	raw := make(chan *record.Record, readBuffer)
 	readErr := make(chan error, 1)
 
 	go func() {

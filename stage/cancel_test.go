@@ -27,7 +27,7 @@ func (g *randomGate) Key(i int) string {
 	return fmt.Sprint(i % len(g.caps))
 }
 
-func (g *randomGate) TryStart(i int) (bool, time.Duration) {
+func (g *randomGate) TryStart(i int, _ string) (bool, time.Duration) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	k := g.Key(i)

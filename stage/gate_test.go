@@ -26,7 +26,7 @@ func newKeyGate(cap int, key func(int) string) *keyGate {
 
 func (g *keyGate) Key(i int) string { return g.key(i) }
 
-func (g *keyGate) TryStart(i int) (bool, time.Duration) {
+func (g *keyGate) TryStart(i int, _ string) (bool, time.Duration) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	k := g.key(i)
@@ -260,5 +260,61 @@ func TestKeyQueueStaysSmall(t *testing.T) {
 	}
 	if c := cap(q.items); c > 4096 {
 		t.Fatalf("a queue of 100 items holds an array of %d", c)
+	}
+}
+
+// capGate caps each of 100 keys at 8 items, with no locking: the
+// benchmark below drives the scheduler from one goroutine.
+type capGate struct{ running [100]int }
+
+func (g *capGate) Key(i int) string { return keys100[i%100] }
+
+func (g *capGate) TryStart(i int, _ string) (bool, time.Duration) {
+	if g.running[i%100] >= 8 {
+		return false, 0
+	}
+	g.running[i%100]++
+	return true, 0
+}
+
+func (g *capGate) Done(key string) { g.running[keyIndex[key]]-- }
+
+var keys100, keyIndex = func() ([]string, map[string]int) {
+	ks, idx := make([]string, 100), map[string]int{}
+	for i := range ks {
+		ks[i] = fmt.Sprint("host", i)
+		idx[ks[i]] = i
+	}
+	return ks, idx
+}()
+
+// BenchmarkSchedulerPerItem measures the per-host scheduler's own work
+// per item (queueing, choosing by the gate, finishing, releasing in input
+// order), without the goroutines and channels around it.
+func BenchmarkSchedulerPerItem(b *testing.B) {
+	for _, order := range []Order{InputOrder, CompletionOrder} {
+		b.Run(order.String(), func(b *testing.B) {
+			const workers = 32
+			jobs := make(chan job[int], 2*workers)
+			opts := Options[int, int]{Workers: workers, Order: order, Window: 4096, Gate: &capGate{}}.normalized()
+			s := newScheduler(opts, jobs, 2*workers)
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				s.add(i)
+				s.dispatch()
+				// Finish one job whenever every slot is handed out.
+				for s.free == 0 {
+					j := <-jobs
+					s.finish(finished[int]{seq: j.seq, key: j.key, res: j.item})
+					for {
+						if _, ok := s.releasable(); !ok {
+							break
+						}
+						s.release()
+					}
+					s.dispatch()
+				}
+			}
+		})
 	}
 }

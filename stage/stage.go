@@ -64,10 +64,11 @@ func ParseOrder(s string) (Order, error) {
 type Gate[T any] interface {
 	// Key groups items that share limits.
 	Key(item T) string
-	// TryStart reserves what the item needs and reports whether it may
-	// start now. When it may not, retryIn says when asking again could
-	// succeed; 0 means only after some item with its key is Done.
-	TryStart(item T) (ok bool, retryIn time.Duration)
+	// TryStart reserves what the item, whose Key is key, needs and
+	// reports whether it may start now. When it may not, retryIn says
+	// when asking again could succeed; 0 means only after some item with
+	// its key is Done.
+	TryStart(item T, key string) (ok bool, retryIn time.Duration)
 	// Done releases what TryStart reserved for an item with this key. It
 	// gets the key rather than the item, which by then belongs downstream.
 	Done(key string)
@@ -90,8 +91,9 @@ type Options[In, Out any] struct {
 	// item starts except the one at the head of the input order, which is
 	// what they are all waiting for. Thousands of small results can then
 	// wait behind a slow item while a few large ones cannot exhaust
-	// memory. The results held never exceed WindowBytes plus what Workers
-	// items finishing at once can add.
+	// memory. The results held never exceed WindowBytes plus what the jobs
+	// already handed out when it was reached can add: one per worker and
+	// up to as many again waiting for one (at most 64).
 	WindowBytes int64
 	// Size reports the bytes a result holds, for WindowBytes.
 	Size func(Out) int64
@@ -159,12 +161,14 @@ func Map[In, Out any](ctx, workCtx context.Context, in <-chan In, opts Options[I
 	stopAfter := context.AfterFunc(ctx, cancelWork)
 
 	out := make(chan Out, outBuffer)
-	// The scheduler sends a job only to a free worker, and a worker is
-	// free only once the scheduler has received its previous result, so
-	// jobs queued plus jobs running never exceed Workers: sends on jobs
-	// never block.
-	jobs := make(chan job[In], opts.Workers)
-	results := make(chan finished[Out], opts.Workers)
+	// The scheduler hands out at most Workers+queued jobs before it has
+	// received results for them, so sends on jobs, which has room for
+	// that many, never block. The queued ones let a worker that finishes
+	// go straight on to its next job, without waiting for the scheduler
+	// to wake up and give it one; only Workers goroutines ever run fn.
+	queued := queuedJobs(opts.Workers)
+	jobs := make(chan job[In], opts.Workers+queued)
+	results := make(chan finished[Out], opts.Workers+queued)
 
 	var workers sync.WaitGroup
 	for range opts.Workers {
@@ -196,7 +200,7 @@ func Map[In, Out any](ctx, workCtx context.Context, in <-chan In, opts Options[I
 			stopAfter()
 			cancelWork()
 		}()
-		s := newScheduler(opts, jobs)
+		s := newScheduler(opts, jobs, opts.Workers+queued)
 		s.loop(ctx, in, results, out)
 	}()
 	return out
@@ -243,7 +247,7 @@ type scheduler[In, Out any] struct {
 	ordered bool
 	jobs    chan<- job[In]
 
-	free              int   // idle workers
+	free              int   // jobs that may still be handed out
 	taken, base       int64 // items read; input order: the position of slots' front
 	startedUnreleased int   // started but not yet released
 	heldBytes         int64 // the size of finished results not yet released
@@ -255,14 +259,15 @@ type scheduler[In, Out any] struct {
 	queues map[string]*keyQueue[In]
 	ready  keyHeap[In]
 	timed  []*keyQueue[In] // blocked until a time
+	spare  []*keyQueue[In] // queues of keys gone idle, for reuse
 }
 
-func newScheduler[In, Out any](opts Options[In, Out], jobs chan<- job[In]) *scheduler[In, Out] {
+func newScheduler[In, Out any](opts Options[In, Out], jobs chan<- job[In], slots int) *scheduler[In, Out] {
 	return &scheduler[In, Out]{
 		opts:    opts,
 		ordered: opts.Order == InputOrder,
 		jobs:    jobs,
-		free:    opts.Workers,
+		free:    slots,
 		queues:  map[string]*keyQueue[In]{},
 	}
 }
@@ -404,7 +409,12 @@ func (s *scheduler[In, Out]) add(v In) {
 	s.pending++
 	q, ok := s.queues[key]
 	if !ok {
-		q = &keyQueue[In]{key: key, heapIdx: -1}
+		if n := len(s.spare); n > 0 {
+			q, s.spare = s.spare[n-1], s.spare[:n-1]
+			q.key = key
+		} else {
+			q = &keyQueue[In]{key: key, heapIdx: -1}
+		}
 		s.queues[key] = q
 	}
 	wasEmpty := q.empty()
@@ -450,7 +460,7 @@ func (s *scheduler[In, Out]) dispatch() {
 		}
 		e := q.front()
 		if q.key != "" {
-			if ok, retryIn := s.opts.Gate.TryStart(e.item); !ok {
+			if ok, retryIn := s.opts.Gate.TryStart(e.item, q.key); !ok {
 				s.block(q, retryIn)
 				continue
 			}
@@ -565,12 +575,21 @@ func (s *scheduler[In, Out]) unblock(q *keyQueue[In]) {
 	}
 }
 
-// forget drops the queue of a key that has nothing left to track.
+// forget drops the queue of a key that has nothing left to track,
+// keeping a few for reuse: hosts go idle and come back all the time.
 func (s *scheduler[In, Out]) forget(q *keyQueue[In]) {
-	if q.empty() && !q.blocked && q.running == 0 {
-		delete(s.queues, q.key)
+	if !q.empty() || q.blocked || q.running != 0 {
+		return
+	}
+	delete(s.queues, q.key)
+	if len(s.spare) < maxSpareQueues && cap(q.items) <= 1024 {
+		q.key, q.items, q.head, q.until, q.heapIdx = "", q.items[:0], 0, time.Time{}, -1
+		s.spare = append(s.spare, q)
 	}
 }
+
+// maxSpareQueues bounds the idle queues kept for reuse.
+const maxSpareQueues = 256
 
 // nextWake returns the earliest end of a timed block.
 func (s *scheduler[In, Out]) nextWake() (time.Time, bool) {
@@ -766,6 +785,10 @@ func (r *ring[T]) pop() T {
 	r.size--
 	return v
 }
+
+// queuedJobs is how many jobs may wait for a worker beyond one per
+// worker: as many as there are workers, up to 64.
+func queuedJobs(workers int) int { return min(workers, 64) }
 
 // outBuffer lets results leave in batches: the consumer wakes once for
 // several of them rather than once each.

@@ -332,6 +332,13 @@ func (t *Throttle) sweep(now time.Time) {
 // (seconds or a date), or RateLimit-Reset / X-RateLimit-Reset when the
 // matching Remaining header says nothing is left. Reset values above 10^9
 // are read as Unix times, as some APIs send them.
+// rateLimitHeaders are the Remaining and Reset headers of the RateLimit
+// draft and of the older X-RateLimit convention.
+var rateLimitHeaders = [...][2]string{
+	{"RateLimit-Remaining", "RateLimit-Reset"},
+	{"X-RateLimit-Remaining", "X-RateLimit-Reset"},
+}
+
 func rateLimitPause(h Getter, now time.Time) (time.Duration, bool) {
 	if v := h.Get("Retry-After"); v != "" {
 		if secs, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil && secs >= 0 {
@@ -341,10 +348,14 @@ func rateLimitPause(h Getter, now time.Time) (time.Duration, bool) {
 			return at.Sub(now), true
 		}
 	}
-	for _, prefix := range []string{"RateLimit-", "X-RateLimit-"} {
-		rem := strings.TrimSpace(h.Get(prefix + "Remaining"))
-		reset := strings.TrimSpace(h.Get(prefix + "Reset"))
-		if rem != "0" || reset == "" {
+	for _, names := range rateLimitHeaders {
+		// Reset matters only once nothing remains; most responses say
+		// neither, and each lookup costs.
+		if strings.TrimSpace(h.Get(names[0])) != "0" {
+			continue
+		}
+		reset := strings.TrimSpace(h.Get(names[1]))
+		if reset == "" {
 			continue
 		}
 		v, err := strconv.ParseFloat(reset, 64)

@@ -13,6 +13,11 @@ import (
 // host:port, with the scheme's default port made explicit, so http://a and
 // http://A:80 share their limits.
 func Host(u *url.URL) string {
+	// The usual case, a lowercase name or IPv4 address with its port
+	// written out, is its own key: no string to build.
+	if h := u.Host; h != "" && h[0] != '[' && strings.IndexByte(h, ':') > 0 && h[len(h)-1] != ':' && lowercase(h) {
+		return h
+	}
 	port := u.Port()
 	if port == "" {
 		port = "80"
@@ -21,6 +26,15 @@ func Host(u *url.URL) string {
 		}
 	}
 	return strings.ToLower(u.Hostname()) + ":" + port
+}
+
+func lowercase(s string) bool {
+	for i := range len(s) {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			return false
+		}
+	}
+	return true
 }
 
 // HostName returns the lowercased host name without the port: all URLs of

@@ -3,6 +3,7 @@ package weburl
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -105,6 +106,11 @@ const maxIPv4 = 1 << 32
 // four parts, each decimal, octal (a leading 0) or hex (0x), the last
 // filling the bytes the others leave — and returns it in dotted decimal.
 func parseIPv4(host string) (string, error) {
+	// The usual spelling, four decimal parts without leading zeros, is
+	// already canonical: no parts to split, no string to build.
+	if a, err := netip.ParseAddr(host); err == nil && a.Is4() {
+		return host, nil
+	}
 	s := strings.TrimSuffix(host, ".")
 	if s == "" {
 		s = host
@@ -133,8 +139,7 @@ func parseIPv4(host string) (string, error) {
 		}
 		addr |= n
 	}
-	return strconv.FormatUint(addr>>24, 10) + "." + strconv.FormatUint(addr>>16&255, 10) + "." +
-		strconv.FormatUint(addr>>8&255, 10) + "." + strconv.FormatUint(addr&255, 10), nil
+	return netip.AddrFrom4([4]byte{byte(addr >> 24), byte(addr >> 16), byte(addr >> 8), byte(addr)}).String(), nil
 }
 
 // parseIPv4Number parses one part of an IPv4 address, capped at maxIPv4.

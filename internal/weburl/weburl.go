@@ -147,7 +147,7 @@ func (u *URL) NetURL() *url.URL {
 			nu.User = url.User(unescape(u.username))
 		}
 	}
-	if nu.EscapedPath() != u.path {
+	if escaped := nu.EscapedPath(); escaped != u.path {
 		nu.RawPath = u.path
 		if nu.EscapedPath() != u.path {
 			nu.RawPath = ""

@@ -89,6 +89,10 @@ type Request struct {
 	// about to use, new or reused, before anything is sent; an error stops
 	// the request with that error.
 	OnConn func(ConnInfo) error
+	// Deadline, when set, bounds the whole exchange, the body included
+	// (ctx's own deadline does too). Passing it here rather than in a
+	// context derived per request spares that context's cost.
+	Deadline time.Time
 }
 
 // Response is one response. Its Body must be closed; the connection goes
@@ -137,6 +141,24 @@ type Client struct {
 	idle   map[string][]*conn
 	h2     map[string][]*h2conn
 	closed bool
+
+	routeMu sync.Mutex
+	routes  map[routeKey]route // by scheme and host, with the proxy chosen
+
+	watchMu sync.Mutex
+	watches map[<-chan struct{}]*watch
+}
+
+// routeKey is what a route depends on.
+type routeKey struct{ scheme, host string }
+
+// watch holds the connections in use by requests of one context, so that
+// cancelling it wakes them all: one registration with the context for all
+// the requests sharing it (a run's workers share one), rather than one
+// per request.
+type watch struct {
+	conns map[*conn]struct{}
+	stop  func() bool
 }
 
 // h2conn is an HTTP/2 connection, shared by concurrent requests.
@@ -159,7 +181,8 @@ func New(opts Options) *Client {
 	if opts.TLS == nil {
 		opts.TLS = &tls.Config{}
 	}
-	return &Client{opts: opts, idle: map[string][]*conn{}, h2: map[string][]*h2conn{}}
+	return &Client{opts: opts, idle: map[string][]*conn{}, h2: map[string][]*h2conn{},
+		routes: map[routeKey]route{}, watches: map[<-chan struct{}]*watch{}}
 }
 
 // CloseIdle closes the idle connections.
@@ -197,6 +220,30 @@ func defaultPort(scheme string) string {
 }
 
 func (c *Client) routeFor(u *url.URL) (route, error) {
+	k := routeKey{u.Scheme, u.Host}
+	c.routeMu.Lock()
+	r, ok := c.routes[k]
+	c.routeMu.Unlock()
+	if ok {
+		return r, nil
+	}
+	r, err := c.newRoute(u)
+	if err != nil {
+		return r, err
+	}
+	c.routeMu.Lock()
+	if len(c.routes) >= maxRoutes {
+		clear(c.routes) // a list of a million hosts is not kept whole
+	}
+	c.routes[k] = r
+	c.routeMu.Unlock()
+	return r, nil
+}
+
+// maxRoutes bounds the routes remembered.
+const maxRoutes = 4096
+
+func (c *Client) newRoute(u *url.URL) (route, error) {
 	port := u.Port()
 	if port == "" {
 		port = defaultPort(u.Scheme)
@@ -306,10 +353,20 @@ func (c *Client) takeH2(key string, onConn func(ConnInfo) error) (*h2conn, error
 // doH2 sends a request on an HTTP/2 connection with a reserved stream.
 func (c *Client) doH2(ctx context.Context, h *h2conn, req *Request) (*Response, error) {
 	cc, info := h.cc, h.info
-	hr, err := http.NewRequestWithContext(ctx, req.Method, req.URL.String(), nil)
+	var cancel context.CancelFunc
+	if !req.Deadline.IsZero() {
+		ctx, cancel = context.WithDeadline(ctx, req.Deadline)
+	} else {
+		ctx, cancel = context.WithCancel(ctx)
+	}
+	// The URL is used as parsed: its string form may not parse again with
+	// net/url (a stray % in the path).
+	hr, err := http.NewRequestWithContext(ctx, req.Method, "https://placeholder/", nil)
 	if err != nil {
+		cancel()
 		return nil, err
 	}
+	hr.URL, hr.Host = req.URL, req.URL.Host
 	for k, vs := range req.Header {
 		hr.Header[k] = vs
 	}
@@ -324,13 +381,15 @@ func (c *Client) doH2(ctx context.Context, h *h2conn, req *Request) (*Response, 
 	}
 	resp, err := cc.RoundTrip(hr)
 	if err != nil {
+		cancel()
 		return nil, err
 	}
 	h2h := resp.Header
 	if h2h == nil {
 		h2h = http.Header{}
 	}
-	return &Response{Status: resp.StatusCode, Proto: resp.Proto, ContentLength: resp.ContentLength, Body: resp.Body, Conn: info, h2: h2h}, nil
+	return &Response{Status: resp.StatusCode, Proto: resp.Proto, ContentLength: resp.ContentLength,
+		Body: cancelOnClose{resp.Body, cancel}, Conn: info, h2: h2h}, nil
 }
 
 // getConn returns an idle connection for the route, or dials one. fresh
@@ -374,6 +433,11 @@ func (c *Client) putIdle(cn *conn) {
 // dial opens a connection for the route: to the host or through its proxy,
 // with TLS for https, and HTTP/2 when the server picks it.
 func (c *Client) dial(ctx context.Context, rt route, req *Request) (*conn, error) {
+	if !req.Deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, req.Deadline)
+		defer cancel()
+	}
 	var nc net.Conn
 	var err error
 	plainProxy := false // an http:// target through an HTTP proxy: absolute-form requests
@@ -567,13 +631,15 @@ func (cn *conn) roundTrip(ctx context.Context, c *Client, req *Request) (*Respon
 			return nil, err
 		}
 	}
-	dl, _ := ctx.Deadline()
-	cn.nc.SetDeadline(dl)
-	stop := context.AfterFunc(ctx, func() { cn.nc.SetDeadline(aLongTimeAgo) })
+	cn.nc.SetDeadline(deadline(ctx, req))
+	if !c.track(ctx, cn) {
+		cn.nc.Close()
+		return nil, ctx.Err()
+	}
 
 	cn.wbuf = cn.appendRequest(cn.wbuf[:0], req)
 	if _, err := cn.nc.Write(cn.wbuf); err != nil {
-		stop()
+		c.untrack(ctx, cn)
 		cn.nc.Close()
 		return nil, fmt.Errorf("%w: %w", errWrite, err)
 	}
@@ -582,24 +648,106 @@ func (cn *conn) roundTrip(ctx context.Context, c *Client, req *Request) (*Respon
 		cn.scratch = scratch[:0] // a huge head's buffer is not worth keeping
 	}
 	if err != nil {
-		stop()
+		c.untrack(ctx, cn)
 		cn.nc.Close()
 		return nil, err
 	}
-	resp := &Response{Status: h.status, Proto: h.proto, ContentLength: h.contentLength, Conn: info, h1: h.hdr}
-	b := &body{c: c, cn: cn, stop: stop, keep: !h.close}
+	// The response, its body and the body's reader in one allocation.
+	ex := &exchange{}
+	ex.resp = Response{Status: h.status, Proto: h.proto, ContentLength: h.contentLength, Conn: info, h1: h.hdr}
+	ex.body = body{c: c, cn: cn, ctx: ctx, keep: !h.close}
 	switch {
 	case req.Method == http.MethodHead || h.contentLength == 0 && !h.chunked:
-		b.r = eofReader{}
+		ex.body.r = eofReader{}
 	case h.chunked:
-		b.r = &chunkedBody{br: cn.br}
+		ex.chunked = chunkedBody{br: cn.br}
+		ex.body.r = &ex.chunked
 	case h.contentLength > 0:
-		b.r = &fixedBody{br: cn.br, remain: h.contentLength}
+		ex.fixed = fixedBody{br: cn.br, remain: h.contentLength}
+		ex.body.r = &ex.fixed
 	default:
-		b.r = closeBody{cn.br}
+		ex.body.r = closeBody{cn.br}
 	}
-	resp.Body = b
-	return resp, nil
+	ex.resp.Body = &ex.body
+	return &ex.resp, nil
+}
+
+// exchange holds a response and its body reader, allocated together.
+type exchange struct {
+	resp    Response
+	body    body
+	fixed   fixedBody
+	chunked chunkedBody
+}
+
+// deadline is the earlier of the request's and the context's deadlines.
+func deadline(ctx context.Context, req *Request) time.Time {
+	dl, ok := ctx.Deadline()
+	if req.Deadline.IsZero() || ok && dl.Before(req.Deadline) {
+		return dl
+	}
+	return req.Deadline
+}
+
+// track registers cn as in use by a request of ctx, so that cancelling
+// ctx wakes its reads and writes; false when ctx is done already.
+func (c *Client) track(ctx context.Context, cn *conn) bool {
+	done := ctx.Done()
+	if done == nil {
+		return true // never cancelled
+	}
+	c.watchMu.Lock()
+	defer c.watchMu.Unlock()
+	if ctx.Err() != nil {
+		return false
+	}
+	w, ok := c.watches[done]
+	if !ok {
+		w = &watch{conns: map[*conn]struct{}{}}
+		c.watches[done] = w
+		w.stop = context.AfterFunc(ctx, func() { c.cancelAll(done) })
+	}
+	w.conns[cn] = struct{}{}
+	return true
+}
+
+// untrack ends cn's use by a request of ctx. It reports false when ctx
+// was cancelled meanwhile, which has poisoned the connection's deadline.
+func (c *Client) untrack(ctx context.Context, cn *conn) bool {
+	done := ctx.Done()
+	if done == nil {
+		return true
+	}
+	c.watchMu.Lock()
+	defer c.watchMu.Unlock()
+	w, ok := c.watches[done]
+	if !ok {
+		return false // cancelled: cancelAll took the watch
+	}
+	delete(w.conns, cn)
+	if len(w.conns) == 0 {
+		// Nothing left to wake: let the context go, and forget it.
+		delete(c.watches, done)
+		if !w.stop() {
+			return false
+		}
+	}
+	return ctx.Err() == nil
+}
+
+// cancelAll wakes every connection in use by requests of a cancelled
+// context: a deadline in the past ends their reads and writes.
+func (c *Client) cancelAll(done <-chan struct{}) {
+	c.watchMu.Lock()
+	defer c.watchMu.Unlock()
+	w, ok := c.watches[done]
+	if !ok {
+		return
+	}
+	delete(c.watches, done)
+	for cn := range w.conns {
+		cn.nc.SetDeadline(aLongTimeAgo)
+	}
 }
 
 // putIdleOrClose returns cn to the pool when it is clean, else closes it.
@@ -619,14 +767,14 @@ func (cn *conn) appendRequest(b []byte, req *Request) []byte {
 	if cn.absoluteForm {
 		b = append(b, u.Scheme...)
 		b = append(b, "://"...)
-		b = append(b, hostHeader(u)...)
+		b = appendHostHeader(b, u)
 	}
 	b = append(b, requestTarget(u, cn.absoluteForm)...)
 	b = append(b, " HTTP/1.1\r\nHost: "...)
 	if req.Host != "" {
 		b = append(b, req.Host...)
 	} else {
-		b = append(b, hostHeader(u)...)
+		b = appendHostHeader(b, u)
 	}
 	b = append(b, "\r\n"...)
 	for k, vs := range req.Header {
@@ -670,20 +818,25 @@ func requestTarget(u *url.URL, absolute bool) string {
 	return t
 }
 
-// hostHeader is the Host header for u: the host in its ASCII form, with
-// the port only when it is not the scheme's default.
-func hostHeader(u *url.URL) string {
+// appendHostHeader writes the Host header for u: the host in its ASCII
+// form, with the port only when it is not the scheme's default.
+func appendHostHeader(b []byte, u *url.URL) []byte {
 	h, err := asciiHost(u.Hostname())
 	if err != nil {
 		h = u.Hostname() // routeFor refused it already
 	}
 	if strings.Contains(h, ":") {
-		h = "[" + h + "]"
+		b = append(b, '[')
+		b = append(b, h...)
+		b = append(b, ']')
+	} else {
+		b = append(b, h...)
 	}
 	if p := u.Port(); p != "" && p != defaultPort(u.Scheme) {
-		return h + ":" + p
+		b = append(b, ':')
+		b = append(b, p...)
 	}
-	return h
+	return b
 }
 
 // asciiHost returns a host name as it goes on the wire and to DNS: a
@@ -701,6 +854,18 @@ func asciiHost(host string) (string, error) {
 	return host, nil
 }
 
+// cancelOnClose ends a request's context when its body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel func()
+}
+
+func (b cancelOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
+}
+
 type eofReader struct{}
 
 func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
@@ -710,8 +875,8 @@ func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 type body struct {
 	c      *Client
 	cn     *conn
+	ctx    context.Context
 	r      io.Reader
-	stop   func() bool
 	keep   bool
 	eof    bool
 	closed bool
@@ -736,7 +901,7 @@ func (b *body) Close() error {
 		return nil
 	}
 	b.closed = true
-	if !b.stop() {
+	if !b.c.untrack(b.ctx, b.cn) {
 		// The context ended: the deadline that woke the reads has
 		// poisoned the connection.
 		b.cn.nc.Close()

@@ -364,8 +364,12 @@ func TestThroughHTTPProxy(t *testing.T) {
 				return
 			}
 			w.WriteHeader(http.StatusOK)
-			down, _, _ := w.(http.Hijacker).Hijack()
-			go func() { io.Copy(up, down); up.Close() }()
+			// What the client sent after CONNECT may already sit in the
+			// server's buffer (its background read takes a byte): copy
+			// from the buffered reader, not the bare connection.
+			down, brw, _ := w.(http.Hijacker).Hijack()
+			brw.Flush()
+			go func() { io.Copy(up, brw); up.Close() }()
 			io.Copy(down, up)
 			down.Close()
 			return

@@ -38,9 +38,10 @@ type header struct {
 
 // get returns the first value of the named field, trimmed.
 func (h header) get(name string) string {
-	for line := range bytes.Lines(h.raw) {
-		k, v, ok := splitField(line)
-		if ok && asciiEqualFold(k, name) {
+	for rest := h.raw; len(rest) > 0; {
+		var line []byte
+		line, rest = nextLine(rest)
+		if v, ok := fieldValue(line, name); ok {
 			return string(v)
 		}
 	}
@@ -50,12 +51,39 @@ func (h header) get(name string) string {
 // values returns every value of the named field.
 func (h header) values(name string) []string {
 	var out []string
-	for line := range bytes.Lines(h.raw) {
-		if k, v, ok := splitField(line); ok && asciiEqualFold(k, name) {
+	for rest := h.raw; len(rest) > 0; {
+		var line []byte
+		line, rest = nextLine(rest)
+		if v, ok := fieldValue(line, name); ok {
 			out = append(out, string(v))
 		}
 	}
 	return out
+}
+
+// nextLine splits off the first line of b.
+func nextLine(b []byte) (line, rest []byte) {
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		return b[:i+1], b[i+1:]
+	}
+	return b, nil
+}
+
+// fieldValue returns the trimmed value of a header line when the line's
+// name is name. Names are compared before anything is trimmed: most lines
+// are not the one asked for.
+func fieldValue(line []byte, name string) ([]byte, bool) {
+	if len(line) <= len(name) || line[len(name)] != ':' || !asciiEqualFold(line[:len(name)], name) {
+		return nil, false
+	}
+	v := line[len(name)+1:]
+	for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
+		v = v[1:]
+	}
+	for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t' || v[len(v)-1] == '\r' || v[len(v)-1] == '\n') {
+		v = v[:len(v)-1]
+	}
+	return v, true
 }
 
 // httpHeader builds the map form, with canonical names.
