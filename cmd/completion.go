@@ -136,6 +136,8 @@ func fixedValues(name string) []string {
 		return methods
 	case optEngine:
 		return fetch.EngineNames()
+	case optDigest:
+		return sink.DigestNames()
 	}
 	return nil
 }

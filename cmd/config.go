@@ -448,6 +448,11 @@ func (s *settings) resolve(inputs []string, registry *transform.Registry) (*Conf
 	c.Atomic = p.boolean(optAtomic)
 
 	c.OutputDir = p.str(optOutputDir)
+	if d, err := sink.ParseDigest(strings.TrimSpace(p.str(optDigest))); err != nil {
+		p.fail(optDigest, err)
+	} else {
+		c.Digest = d
+	}
 	if tmpl, err := sink.ParseTemplate(p.str(optName)); err != nil {
 		p.fail(optName, err)
 	} else {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/trawl-dev/trawl/fetch"
+	"github.com/trawl-dev/trawl/sink"
 )
 
 // kind is how an option's text is interpreted.
@@ -85,6 +86,7 @@ const (
 	optOutputDir            = "output-dir"
 	optName                 = "name"
 	optMaxFileSize          = "max-file-size"
+	optDigest               = "digest"
 	optResume               = "resume"
 	optResumeRetryFailed    = "resume-retry-failed"
 	optDeadline             = "deadline"
@@ -127,6 +129,7 @@ func optionTable(version string) []option {
 		{optOutputDir, "", kindString, "", "save every successful body as a file in this `directory`", "Files"},
 		{optName, "", kindString, "{host}/{path}", "file name `template` under --output-dir: {host}, {path}, {index}, {sha256}, {ext}", "Files"},
 		{optMaxFileSize, "", kindSize, "0", "do not save bodies larger than this (0 = no limit)", "Files"},
+		{optDigest, "", kindString, string(sink.SHA256), "`digest` of each saved file, written in the record under its name: sha256, blake3 (faster) or none (fastest: no field)", "Files"},
 
 		{optFetchConcurrency, "c", kindInt, "32", "requests in flight at once", "Concurrency"},
 		{optTransformConcurrency, "", kindInt, strconv.Itoa(runtime.NumCPU()), "records transformed at once; defaults to the number of CPUs", "Concurrency"},

@@ -60,6 +60,11 @@ func (c *Client) readBody(resp *response, method string, file BodyFile, r *recor
 		}
 	}
 	defer func() { r.WireBytes = wire.n }()
+	if file != nil && body == wire && c.opts.DiscardBody {
+		if rf, ok := file.(io.ReaderFrom); ok {
+			return c.saveWhole(resp, wire, rf, r)
+		}
+	}
 	memLimit := c.opts.MaxBody
 	var mem bytes.Buffer
 	if !c.opts.DiscardBody {
@@ -67,8 +72,12 @@ func (c *Client) readBody(resp *response, method string, file BodyFile, r *recor
 			mem.Grow(int(min(n, memLimit) + 1))
 		}
 	}
-	bufp := c.bufs.Get().(*[]byte)
-	defer c.bufs.Put(bufp)
+	pool := &c.bufs
+	if file != nil {
+		pool = &c.bigBufs // a saved body may be large: fewer, larger reads
+	}
+	bufp := pool.Get().(*[]byte)
+	defer pool.Put(bufp)
 	buf := *bufp
 	var total int64
 	var err error
@@ -115,6 +124,11 @@ func (c *Client) readBody(resp *response, method string, file BodyFile, r *recor
 		}
 		r.Body = b
 	}
+	return c.bodyResult(err)
+}
+
+// bodyResult describes how reading a body ended.
+func (c *Client) bodyResult(err error) attemptResult {
 	switch {
 	case err == nil || errors.Is(err, io.EOF):
 		return attemptResult{}
@@ -124,5 +138,32 @@ func (c *Client) readBody(resp *response, method string, file BodyFile, r *recor
 		// (When the whole run is being stopped, classify reports "canceled".)
 		return attemptResult{err: &timeoutError{what: fmt.Sprintf("reading body: no complete response within %s (--timeout)", c.opts.Timeout), err: err}, retryable: true}
 	}
+	var saveErr *SaveError
+	if errors.As(err, &saveErr) {
+		return attemptResult{err: saveErr}
+	}
 	return attemptResult{err: &BodyError{Err: err}, retryable: true}
+}
+
+// saveWhole saves a body nothing else reads, undecoded, by letting the
+// file read it (on Linux, from a plain HTTP connection, by splice(2): the
+// bytes never pass through trawl). Up to MaxFileSize.
+func (c *Client) saveWhole(resp *response, wire *countingReader, file io.ReaderFrom, r *record.Record) attemptResult {
+	limit := c.opts.MaxFileSize
+	if limit > 0 && resp.contentLength > limit {
+		return c.bodyResult(errTooLarge)
+	}
+	var src io.Reader = wire
+	if limit > 0 {
+		src = &io.LimitedReader{R: wire, N: limit + 1}
+	}
+	n, err := file.ReadFrom(src)
+	r.Bytes = n
+	if err == nil && limit > 0 && n > limit {
+		err = errTooLarge
+	}
+	if err == nil && resp.contentLength >= 0 && n < resp.contentLength {
+		err = io.ErrUnexpectedEOF
+	}
+	return c.bodyResult(err)
 }

@@ -4,6 +4,7 @@ import (
 	"compress/zlib"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/andybalholm/brotli"
@@ -27,6 +28,22 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	c.n += int64(n)
 	return n, err
 }
+
+// SpliceTo passes a body's bytes straight to a file when the body can
+// (see lean's), counting them.
+func (c *countingReader) SpliceTo(f *os.File) (int64, error) {
+	if s, ok := c.r.(interface{ SpliceTo(*os.File) (int64, error) }); ok {
+		n, err := s.SpliceTo(f)
+		c.n += n
+		return n, err
+	}
+	return io.Copy(fileOnly{f}, onlyReader{c})
+}
+
+// fileOnly and onlyReader hide the methods that would send io.Copy back
+// into SpliceTo.
+type fileOnly struct{ io.Writer }
+type onlyReader struct{ io.Reader }
 
 // decoder undoes a Content-Encoding as the body is read. Each layer is
 // decoded in turn, last applied first, so "gzip, br" works too. Caps apply

@@ -133,7 +133,8 @@ type Client struct {
 	host   string
 	// bufs recycles read buffers: a fresh 32 KiB per response was the
 	// largest allocation per URL, and the garbage collector's main work.
-	bufs sync.Pool
+	// bigBufs are for bodies being saved, read in larger pieces.
+	bufs, bigBufs sync.Pool
 }
 
 // New builds a Client from opts. Zero values take the defaults.
@@ -188,6 +189,7 @@ func New(opts Options) (*Client, error) {
 		c.engine = e
 	}
 	c.bufs.New = func() any { b := make([]byte, 32<<10); return &b }
+	c.bigBufs.New = func() any { b := make([]byte, 256<<10); return &b }
 	if opts.Cookies {
 		c.jar = newJar()
 	}
@@ -340,7 +342,7 @@ func (c *Client) attempt(ctx context.Context, r *record.Record) attemptResult {
 		r.Header = resp.full() // for the transforms
 	}
 	r.Body, r.Bytes, r.WireBytes, r.Truncated = nil, 0, 0, false
-	r.File, r.FileSHA256 = "", ""
+	r.File, r.FileDigest = "", ""
 
 	accepted := c.opts.Accept.Contains(resp.status)
 	var file BodyFile

@@ -49,9 +49,11 @@ type Config struct {
 	Stdout io.Writer
 	// FlushEvery bounds how long a record may stay in the output buffer.
 	FlushEvery time.Duration
-	// OutputDir, when set, is where bodies are saved, named by NameTemplate.
+	// OutputDir, when set, is where bodies are saved, named by
+	// NameTemplate, with Digest in their records ("" means sha256).
 	OutputDir    string
 	NameTemplate sink.Template
+	Digest       sink.Digest
 
 	// Fetch configures the HTTP client.
 	Fetch fetch.Options
@@ -132,7 +134,18 @@ func (c *Config) toStdout() bool { return c.Output == "" || c.Output == "-" }
 
 // Layout is the set of fields this configuration's records have.
 func (c *Config) Layout(columns []string) record.Layout {
-	return record.Layout{Files: c.OutputDir != "", Duplicates: c.Dedupe, Columns: columns}
+	l := record.Layout{Files: c.OutputDir != "", Duplicates: c.Dedupe, Columns: columns}
+	if d := c.digest(); d != sink.NoDigest {
+		l.Digest = string(d)
+	}
+	return l
+}
+
+func (c *Config) digest() sink.Digest {
+	if c.Digest == "" {
+		return sink.SHA256
+	}
+	return c.Digest
 }
 
 // chain builds the transform chain, refusing unknown transforms, bad
@@ -167,6 +180,10 @@ func (c *Config) Validate() error {
 		return usage("--resume-retry-failed only applies with --resume")
 	case c.OutputDir == "" && (c.NameTemplate.String() != "" && c.NameTemplate.String() != sink.DefaultTemplate || c.Fetch.MaxFileSize != 0):
 		return usage("--name and --max-file-size apply to saved files: add --output-dir DIR")
+	case c.OutputDir == "" && c.digest() != sink.SHA256:
+		return usage("--digest applies to saved files: add --output-dir DIR")
+	case c.NameTemplate.Uses("{sha256}") && c.digest() != sink.SHA256:
+		return usage("--name uses {sha256}, which needs --digest sha256")
 	}
 	_, err := c.chain()
 	return err

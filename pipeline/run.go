@@ -409,7 +409,7 @@ func (r *run) stream(ctx context.Context, observe func(*record.Record)) (complet
 		// Opened first, so that -o DIR/index.jsonl works in a new DIR, and
 		// before the input is read, which uses up the resume state.
 		dir, err := sink.OpenDir(cfg.OutputDir, tmpl, sink.DirOptions{
-			Output: cfg.Output, Atomic: cfg.Atomic, Resume: r.resume,
+			Output: cfg.Output, Atomic: cfg.Atomic, Resume: r.resume, Digest: cfg.digest(),
 			Reserved: []string{cfg.StatsFile, cfg.MetricsFile, cfg.LogFile, cfg.LockFile},
 		})
 		if err != nil {

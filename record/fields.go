@@ -7,8 +7,12 @@ import "math"
 type Layout struct {
 	// Duplicates adds duplicate_of (--dedupe).
 	Duplicates bool
-	// Files adds file and sha256 (--output-dir).
+	// Files adds file (--output-dir), and the digest of the saved file
+	// under the name of Digest.
 	Files bool
+	// Digest is the saved files' digest: "sha256", "blake3", or "" for
+	// none.
+	Digest string
 	// Columns are the transform output keys, in order.
 	Columns []string
 }
@@ -109,9 +113,13 @@ var fields = []Field{
 	}},
 	{Name: "file", In: func(l Layout) bool { return l.Files }, Get: func(r *Record) Value { return strIf(r.File, r.File != "") },
 		Copy: func(d, o *Record) { d.File = o.File }},
-	{Name: "sha256", In: func(l Layout) bool { return l.Files }, Get: func(r *Record) Value { return strIf(r.FileSHA256, r.File != "") },
-		Copy: func(d, o *Record) { d.FileSHA256 = o.FileSHA256 }},
+	{Name: "sha256", In: func(l Layout) bool { return l.Files && l.Digest == "sha256" }, Get: fileDigest,
+		Copy: func(d, o *Record) { d.FileDigest = o.FileDigest }},
+	{Name: "blake3", In: func(l Layout) bool { return l.Files && l.Digest == "blake3" }, Get: fileDigest,
+		Copy: func(d, o *Record) { d.FileDigest = o.FileDigest }},
 }
+
+func fileDigest(r *Record) Value { return strIf(r.FileDigest, r.File != "") }
 
 // Fields returns the fields records of this layout have, before the
 // transform outputs, in output order.

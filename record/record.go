@@ -99,8 +99,9 @@ type Record struct {
 	Truncated bool
 	// File is where the body was saved, relative to the output directory.
 	File string
-	// FileSHA256 is the hex SHA-256 of the saved file.
-	FileSHA256 string
+	// FileDigest is the hex digest of the saved file, by the run's
+	// --digest (the field is named after it).
+	FileDigest string
 	// Attempts is the number of requests sent for this URL, retries included.
 	Attempts int
 	// Duration is the wall time spent fetching, retries and waits included.
@@ -159,7 +160,7 @@ const recordOverhead = 1024
 // strings, its body and headers, and its transform outputs. Windows and
 // caches that hold records are bounded by it.
 func (r *Record) Footprint() int64 {
-	n := int64(recordOverhead + len(r.URL) + len(r.FinalURL) + len(r.Proto) + len(r.ContentType) + len(r.File) + len(r.FileSHA256))
+	n := int64(recordOverhead + len(r.URL) + len(r.FinalURL) + len(r.Proto) + len(r.ContentType) + len(r.File) + len(r.FileDigest))
 	n += int64(cap(r.Body))
 	for k, vs := range r.Header {
 		n += int64(len(k)) + 32

@@ -1,13 +1,11 @@
 package sink
 
 import (
-	"bufio"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -28,8 +26,9 @@ const partialDir = ".trawl-partial"
 // operation goes through an os.Root, so no name, however built, and no
 // symlink planted inside the directory can make trawl write outside it.
 type Dir struct {
-	root *os.Root
-	tmpl Template
+	digest Digest
+	root   *os.Root
+	tmpl   Template
 	// reserved are the names, relative to root, of the other files this
 	// run writes inside the directory; no body may take them.
 	reserved []string
@@ -53,6 +52,8 @@ type DirOptions struct {
 	// Reserved are the other files the run writes (stats, metrics, log,
 	// lock); those inside the directory are reserved like Output.
 	Reserved []string
+	// Digest is the hash saved bodies get; "" means SHA256.
+	Digest Digest
 }
 
 // OpenDir creates dir if needed and prepares it for saving bodies named by
@@ -70,7 +71,10 @@ func OpenDir(dir string, tmpl Template, opts DirOptions) (*Dir, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot open output directory: %w", err)
 	}
-	d := &Dir{root: root, tmpl: tmpl, reserved: reservedNames(dir, append([]string{opts.Output}, opts.Reserved...))}
+	if opts.Digest == "" {
+		opts.Digest = SHA256
+	}
+	d := &Dir{root: root, tmpl: tmpl, digest: opts.Digest, reserved: reservedNames(dir, append([]string{opts.Output}, opts.Reserved...))}
 	output := outputIdentity(opts.Output)
 	if err := d.recoverJournals(output, opts); err != nil {
 		root.Close()
@@ -159,30 +163,91 @@ func (d *Dir) Create(r *record.Record) (*PartialFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &PartialFile{dir: d, f: f, w: bufio.NewWriterSize(f, 256<<10), tmp: name, sum: sha256.New()}, nil
+	p := &PartialFile{dir: d, f: f, tmp: name}
+	if h := d.digest.newHash(); h != nil {
+		p.hash = newAsyncHash(h)
+		p.buf = <-p.hash.back
+	} else {
+		p.buf = make([]byte, 0, hashChunk)
+	}
+	return p, nil
 }
 
 // PartialFile is a body being downloaded. It appears under its final name
-// only once Commit has seen it complete.
+// only once Commit has seen it complete. It is written in chunks of
+// hashChunk (saving big bodies is syscall-bound), each of which is then
+// hashed by a goroutine of its own while the next one fills.
 type PartialFile struct {
 	dir  *Dir
 	f    *os.File
-	w    *bufio.Writer // fewer, larger writes: saving big bodies is syscall-bound
+	buf  []byte     // the chunk being filled
+	hash *asyncHash // nil without a digest
 	tmp  string
-	sum  hash.Hash
 	size int64
 }
 
 // Write appends to the partial file.
 func (p *PartialFile) Write(b []byte) (int, error) {
-	n, err := p.w.Write(b)
-	p.sum.Write(b[:n])
+	n := 0
+	for len(b) > 0 {
+		k := min(cap(p.buf)-len(p.buf), len(b))
+		p.buf = append(p.buf, b[:k]...)
+		b, n = b[k:], n+k
+		if len(p.buf) == cap(p.buf) {
+			if err := p.writeChunk(); err != nil {
+				p.size += int64(n)
+				return n, err
+			}
+		}
+	}
 	p.size += int64(n)
+	return n, nil
+}
+
+// writeChunk writes the filled chunk to the file and hands it to the hash.
+func (p *PartialFile) writeChunk() error {
+	if _, err := p.f.Write(p.buf); err != nil {
+		return err
+	}
+	if p.hash != nil {
+		p.buf = p.hash.next(p.buf)
+	} else {
+		p.buf = p.buf[:0]
+	}
+	return nil
+}
+
+// ReadFrom saves the rest of the body from r. Without a digest nothing
+// needs to see the bytes, and the file reads them itself: from a socket,
+// on Linux, by splice(2), without passing through trawl.
+func (p *PartialFile) ReadFrom(r io.Reader) (int64, error) {
+	if p.hash != nil {
+		return io.CopyBuffer(writerOnly{p}, r, make([]byte, hashChunk))
+	}
+	if len(p.buf) > 0 {
+		if err := p.writeChunk(); err != nil {
+			return 0, err
+		}
+	}
+	var n int64
+	var err error
+	if s, ok := r.(interface{ SpliceTo(*os.File) (int64, error) }); ok {
+		n, err = s.SpliceTo(p.f)
+	} else {
+		n, err = p.f.ReadFrom(r)
+	}
+	p.size += n
 	return n, err
 }
 
+// writerOnly hides a writer's ReadFrom, for io.Copy inside it.
+type writerOnly struct{ io.Writer }
+
 // Abort removes the partial file.
 func (p *PartialFile) Abort() {
+	if p.hash != nil {
+		p.hash.stop()
+	}
 	p.f.Close()
 	p.dir.root.Remove(p.tmp)
 }
@@ -200,7 +265,15 @@ const maxSuffix = 1000
 // when the name exists, so concurrent commits cannot race.
 func (p *PartialFile) Commit(r *record.Record) error {
 	defer p.dir.root.Remove(p.tmp)
-	err := p.w.Flush()
+	var err error
+	if len(p.buf) > 0 {
+		_, err = p.f.Write(p.buf)
+	}
+	sum := ""
+	if p.hash != nil {
+		sum = p.hash.finish(p.buf)
+		p.buf = nil
+	}
 	var fi fs.FileInfo
 	if err == nil {
 		fi, err = p.f.Stat()
@@ -211,10 +284,12 @@ func (p *PartialFile) Commit(r *record.Record) error {
 	if err != nil {
 		return err
 	}
-	sum := hex.EncodeToString(p.sum.Sum(nil))
-	id := fileID{size: p.size, sum: sum}
+	id := fileID{size: p.size, sum: p.dir.digest.identity(sum, fi)}
 	id.dev, id.ino, _ = inode(fi)
-	in := NameInput{URL: r.Target, Index: r.Index, ContentType: r.ContentType, SHA256: sum}
+	in := NameInput{URL: r.Target, Index: r.Index, ContentType: r.ContentType}
+	if p.dir.digest == SHA256 {
+		in.SHA256 = sum
+	}
 	name := p.dir.tmpl.Name(in)
 	final, err := p.claim(name, r.Index, id)
 	if errors.Is(err, syscall.ENAMETOOLONG) {
@@ -223,7 +298,7 @@ func (p *PartialFile) Commit(r *record.Record) error {
 	if err != nil {
 		return err
 	}
-	r.File, r.FileSHA256 = final, sum
+	r.File, r.FileDigest = final, sum
 	return nil
 }
 

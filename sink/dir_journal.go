@@ -3,8 +3,6 @@ package sink
 import (
 	"bufio"
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -26,7 +24,8 @@ import (
 //
 // So each run keeps a journal in the partial directory, an undo log:
 // before it creates a directory it writes "d NAME", and before each hard
-// link "f INDEX DEV INODE SIZE SHA256 NAME", naming the body by the
+// link "f INDEX DEV INODE SIZE ID NAME" (ID: the SHA-256, DIGEST:HEX for
+// another digest, or mtime:NANOSECONDS without one), naming the body by the
 // partial file's inode, which the link shares, and by its content. Each
 // line is one write(2), so it is in the kernel before the link exists and
 // survives a kill -9 (not a power cut: the journal is not fsynced, just
@@ -233,11 +232,7 @@ func (d *Dir) isFile(name string, id fileID) bool {
 	if dev, ino, ok := inode(fi); !ok || dev != id.dev || ino != id.ino {
 		return false
 	}
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return false
-	}
-	return hex.EncodeToString(h.Sum(nil)) == id.sum
+	return sameFile(id.sum, f, fi)
 }
 
 // header is what a journal's first line says.

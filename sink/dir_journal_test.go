@@ -64,7 +64,7 @@ func writeRecords(t *testing.T, out string, recs []*record.Record) {
 	}
 	defer f.Close()
 	for _, r := range recs {
-		line, _ := json.Marshal(map[string]any{"index": r.Index, "url": r.URL, "status": 200, "file": r.File, "sha256": r.FileSHA256})
+		line, _ := json.Marshal(map[string]any{"index": r.Index, "url": r.URL, "status": 200, "file": r.File, "sha256": r.FileDigest})
 		f.Write(append(line, '\n'))
 	}
 }
@@ -137,6 +137,9 @@ func TestDirKilledRunsAreUndone(t *testing.T) {
 			t.Fatal(err)
 		}
 		p.Write([]byte("half"))
+		if p.hash != nil {
+			p.hash.stop() // the killed process's goroutines die with it
+		}
 		crash(t, d)
 		t.Logf("kill %d: %d bodies saved, %d records written", kill+1, len(todo), len(flushed))
 	}

@@ -184,8 +184,8 @@ func TestDirSavesAndNeverOverwrites(t *testing.T) {
 			t.Errorf("%s holds %q, %v; want %q", r.File, got, err, body)
 		}
 		sum := sha256.Sum256([]byte(body))
-		if r.FileSHA256 != hex.EncodeToString(sum[:]) {
-			t.Errorf("%s: sha256 %s", r.File, r.FileSHA256)
+		if r.FileDigest != hex.EncodeToString(sum[:]) {
+			t.Errorf("%s: sha256 %s", r.File, r.FileDigest)
 		}
 	}
 	entries, _ := os.ReadDir(filepath.Join(base, partialDir))

@@ -71,7 +71,7 @@ func FuzzJSONLMatchesEncodingJSON(f *testing.F) {
 		micros int64, errText, kind string, dup bool, dupOf int64, file, sum, title string, num float64) {
 		r := &record.Record{Index: index, URL: u, FinalURL: u, Status: status, Proto: proto, ContentType: ct,
 			Bytes: n, WireBytes: wire, Truncated: truncated, Attempts: attempts, Duration: time.Duration(micros) * time.Microsecond,
-			Duplicate: dup, DuplicateOf: dupOf, File: file, FileSHA256: sum, Values: []any{title, num, nil, map[string]any{"k": []any{title}}}}
+			Duplicate: dup, DuplicateOf: dupOf, File: file, FileDigest: sum, Values: []any{title, num, nil, map[string]any{"k": []any{title}}}}
 		if errText != "" {
 			r.Fail(record.Kind(kind), errors.New(errText))
 		}

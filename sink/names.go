@@ -61,6 +61,16 @@ func ParseTemplate(s string) (Template, error) {
 	return t, nil
 }
 
+// Uses reports whether the template has the token, such as "{sha256}".
+func (t Template) Uses(token string) bool {
+	for _, p := range t.parts {
+		if p == token {
+			return true
+		}
+	}
+	return false
+}
+
 // String returns the template as written.
 func (t Template) String() string { return t.text }
 
@@ -69,7 +79,8 @@ type NameInput struct {
 	URL         *url.URL
 	Index       int64
 	ContentType string
-	SHA256      string
+	// SHA256 is the body's hex SHA-256, for {sha256} (only with that digest).
+	SHA256 string
 }
 
 // Name maps a saved body to a relative, slash-separated path that stays

@@ -288,7 +288,7 @@ func TestCreate(t *testing.T) {
 }
 
 func TestFileFields(t *testing.T) {
-	l := record.Layout{Files: true, Columns: []string{"title"}}
+	l := record.Layout{Files: true, Digest: "sha256", Columns: []string{"title"}}
 	if !l.Reserved("sha256") || !l.Reserved("file") || !l.Reserved("url") || l.Reserved("title") {
 		t.Fatal("Reserved wrong")
 	}
@@ -299,7 +299,7 @@ func TestFileFields(t *testing.T) {
 	enc, _ := NewEncoder(JSONL, &buf, l)
 	saved := okRecord()
 	saved.Values = []any{"T"}
-	saved.File, saved.FileSHA256 = "h/x.html", "abc"
+	saved.File, saved.FileDigest = "h/x.html", "abc"
 	enc.Encode(saved)
 	enc.Encode(failedRecord())
 	want := `"error_kind":null,"file":"h/x.html","sha256":"abc","title":"T"}`

@@ -147,7 +147,7 @@ func (d *Deduper) evict() {
 
 // estimate guesses the memory a kept result holds.
 func estimate(r *record.Record) int64 {
-	n := int64(256 + len(r.FinalURL) + len(r.Proto) + len(r.ContentType) + len(r.File) + len(r.FileSHA256))
+	n := int64(256 + len(r.FinalURL) + len(r.Proto) + len(r.ContentType) + len(r.File) + len(r.FileDigest))
 	if r.Err != nil {
 		n += int64(len(r.Err.Error()))
 	}

@@ -21,6 +21,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -892,6 +893,44 @@ func (b *body) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// SpliceTo writes the rest of the body to f: what the connection's buffer
+// holds, then, for a body of known length, the rest straight from the
+// socket, which f reads itself (on Linux a TCP connection's bytes then go
+// to the file by splice(2), never through user space).
+func (b *body) SpliceTo(f *os.File) (int64, error) {
+	fb, ok := b.r.(*fixedBody)
+	if !ok || b.closed {
+		return io.Copy(writerOnly{f}, readerOnly{b})
+	}
+	var n int64
+	if k := min(int64(b.cn.br.Buffered()), fb.remain); k > 0 {
+		m, err := io.CopyN(writerOnly{f}, b.cn.br, k)
+		n += m
+		fb.remain -= m
+		if err != nil {
+			return n, err
+		}
+	}
+	if fb.remain > 0 {
+		m, err := f.ReadFrom(&io.LimitedReader{R: b.cn.nc, N: fb.remain})
+		n += m
+		fb.remain -= m
+		if err != nil {
+			return n, err
+		}
+		if fb.remain > 0 {
+			return n, io.ErrUnexpectedEOF
+		}
+	}
+	b.eof = true
+	return n, nil
+}
+
+// writerOnly and readerOnly hide methods that would make io.Copy look
+// for shortcuts that lead back here.
+type writerOnly struct{ io.Writer }
+type readerOnly struct{ io.Reader }
 
 // Close releases the connection: back to the pool when the body was read
 // to its end, the response allows it and the request's context did not
