@@ -39,7 +39,7 @@ func (p *plainFile) ReadFrom(r io.Reader) (int64, error) {
 }
 
 func (p *plainFile) Commit(r *record.Record) error { r.File = p.f.Name(); return p.f.Close() }
-func (p *plainFile) Abort()                         { p.f.Close(); os.Remove(p.f.Name()) }
+func (p *plainFile) Abort()                        { p.f.Close(); os.Remove(p.f.Name()) }
 
 // TestSaveWholeBody: a body nothing else reads goes to the file by the
 // file's own ReadFrom (a splice from the socket where the platform has
