@@ -138,6 +138,8 @@ func fixedValues(name string) []string {
 		return fetch.EngineNames()
 	case optDigest:
 		return sink.DigestNames()
+	case optInputFormat:
+		return append([]string{"auto"}, source.FormatNames()...)
 	}
 	return nil
 }

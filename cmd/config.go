@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -380,7 +381,7 @@ func (s *settings) resolve(inputs []string, registry *transform.Registry) (*Conf
 	fo.MaxRetryWait = p.duration(optMaxRetryWait, false)
 	fo.MaxRedirects = p.intAtLeast(optMaxRedirects, 0)
 	fo.UserAgent = p.str(optUserAgent)
-	fo.Method = strings.ToUpper(p.oneOf(optMethod, methods...))
+	fo.Method = p.method(optMethod)
 	fo.MaxBody = p.size(optMaxBody)
 	if acc, err := fetch.ParseStatusSet(p.str(optAccept)); err != nil {
 		p.fail(optAccept, err)
@@ -424,7 +425,28 @@ func (s *settings) resolve(inputs []string, registry *transform.Registry) (*Conf
 		fo.Header.Add(name, value)
 	}
 	fo.MaxFileSize = p.size(optMaxFileSize)
+	fo.RetryUnsafe = p.boolean(optRetryUnsafe)
+	c.requestBody(p, &fo, s)
 	c.Fetch = fo
+	if f, err := source.ParseFormat(strings.TrimSpace(p.str(optInputFormat))); err != nil {
+		p.fail(optInputFormat, err)
+	} else {
+		c.InputFormat = f
+	}
+	if s.byName[optURLColumn].from.layer != "default" {
+		c.Columns.URL = strings.TrimSpace(p.str(optURLColumn))
+	}
+	for _, k := range p.list(optKeepColumns) {
+		for _, name := range strings.Split(k, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				c.Columns.Keep = append(c.Columns.Keep, name)
+			}
+		}
+	}
+	if slices.Contains(c.Columns.Keep, "all") && len(c.Columns.Keep) > 1 {
+		p.fail(optKeepColumns, errors.New("all keeps every column: name no others beside it"))
+	}
+	c.URLTemplate = p.str(optURLTemplate)
 
 	for _, x := range p.list(optTransform) {
 		spec, err := transform.ParseSpec(x)
@@ -491,6 +513,79 @@ func (s *settings) resolve(inputs []string, registry *transform.Registry) (*Conf
 		return nil, p.err
 	}
 	return c, nil
+}
+
+// method reads -X: any method token, upper-cased as curl leaves it alone
+// but servers expect (a lowercase method is almost always a typo).
+func (p *parser) method(name string) string {
+	m := strings.TrimSpace(p.str(name))
+	if !fetch.ValidMethod(m) {
+		p.fail(name, errors.New("a method is a token such as GET, POST or PATCH"))
+		return ""
+	}
+	return strings.ToUpper(m)
+}
+
+// requestBody reads -d, --json and their templates: at most one of them,
+// a static body from the text or @FILE, the JSON headers for --json and
+// --json-template (unless -H gives them), and POST unless -X is given.
+func (c *Config) requestBody(p *parser, fo *fetch.Options, s *settings) {
+	given := 0
+	for _, name := range []string{optData, optJSON, optDataTemplate, optJSONTemplate} {
+		if p.str(name) != "" {
+			given++
+		}
+	}
+	if given > 1 {
+		p.fail(optData, errors.New("-d, --json, --data-template and --json-template each give the body: use one"))
+		return
+	}
+	if given == 0 {
+		return
+	}
+	isJSON := p.str(optJSON) != "" || p.str(optJSONTemplate) != ""
+	for _, name := range []string{optData, optJSON} {
+		if v := p.str(name); v != "" {
+			b, err := bodyArg(v)
+			if err != nil {
+				p.fail(name, err)
+				return
+			}
+			fo.Body = b
+		}
+	}
+	for _, name := range []string{optDataTemplate, optJSONTemplate} {
+		if v := p.str(name); v != "" {
+			c.BodyTemplate = v
+		}
+	}
+	if isJSON {
+		if fo.Header.Get("Content-Type") == "" {
+			fo.Header.Set("Content-Type", "application/json")
+		}
+		if fo.Header.Get("Accept") == "" {
+			fo.Header.Set("Accept", "application/json")
+		}
+	} else if fo.Header.Get("Content-Type") == "" {
+		fo.Header.Set("Content-Type", "application/x-www-form-urlencoded") // what curl -d sends
+	}
+	if s.byName[optMethod].from.layer == "default" {
+		fo.Method = http.MethodPost
+	}
+}
+
+// bodyArg reads a body given as text, or as @FILE (the file's bytes, as
+// curl's --data-binary reads them).
+func bodyArg(v string) ([]byte, error) {
+	name, ok := strings.CutPrefix(v, "@")
+	if !ok {
+		return []byte(v), nil
+	}
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the body: %w", err)
+	}
+	return b, nil
 }
 
 // format decides the output format: -f when given, else what the output

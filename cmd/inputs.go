@@ -14,7 +14,7 @@ import (
 // is, before anything else happens. A name that is no file but close to
 // a command ("trawl transfroms") was most likely meant as that command.
 func checkInputs(root *cobra.Command, args []string) error {
-	err := source.Check(source.Options{Paths: args})
+	err := source.Readable(args)
 	if err == nil {
 		return nil
 	}

@@ -245,6 +245,29 @@ func newTestHandler() *testHandler {
 		}
 		fmt.Fprintf(w, "<title>recovered after %d</title>", n-1)
 	})
+	// /reflect[?fail=N&id=ID]: a JSON description of the request (method,
+	// body, Content-Type, Accept, the request count for ID), after
+	// answering 503 N times per ID.
+	mux.HandleFunc("/reflect", func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		id := r.URL.Query().Get("id")
+		h.mu.Lock()
+		h.counts["reflect "+id]++
+		n := h.counts["reflect "+id]
+		h.mu.Unlock()
+		if fail, _ := strconv.Atoi(r.URL.Query().Get("fail")); n <= fail {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"method": r.Method, "body": string(body), "type": r.Header.Get("Content-Type"),
+			"accept": r.Header.Get("Accept"), "auth": r.Header.Get("Authorization"), "n": n, "query": r.URL.RawQuery})
+	})
+	// /see-other: 303 to /reflect, as an API does after a POST.
+	mux.HandleFunc("/see-other", func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		http.Redirect(w, r, "/reflect?id=after-303", http.StatusSeeOther)
+	})
 	// /hang: never answers; only the client giving up ends it.
 	mux.HandleFunc("/hang", func(w http.ResponseWriter, r *http.Request) {
 		<-r.Context().Done()

@@ -104,6 +104,15 @@ const (
 	optInsecure             = "insecure"
 	optHTTP1                = "http1"
 	optEngine               = "engine"
+	optInputFormat          = "input-format"
+	optURLColumn            = "url-column"
+	optKeepColumns          = "keep-columns"
+	optURLTemplate          = "url-template"
+	optData                 = "data"
+	optJSON                 = "json"
+	optDataTemplate         = "data-template"
+	optJSONTemplate         = "json-template"
+	optRetryUnsafe          = "retry-unsafe"
 	optCookies              = "cookies"
 	optResolve              = "resolve"
 	optDedupe               = "dedupe"
@@ -146,9 +155,9 @@ func optionTable(version string) []option {
 		{optRetryDelay, "", kindDuration, "1s", "base of the exponential backoff between retries (full jitter)", "HTTP"},
 		{optMaxRetryWait, "", kindDuration, "60s", "longest wait before a retry; a longer Retry-After ends the retries", "HTTP"},
 		{optMaxRedirects, "", kindInt, "10", "redirects to follow (0 = none)", "HTTP"},
-		{optHeader, "H", kindList, "", "extra request header \"Name: value\" (repeatable)", "HTTP"},
+		{optHeader, "H", kindList, "", "extra request header \"Name: value\" (repeatable); a value with {{...}} is a template filled from each row", "HTTP"},
 		{optUserAgent, "A", kindString, "trawl/" + version, "User-Agent header", "HTTP"},
-		{optMethod, "X", kindString, "GET", "request `method`: GET or HEAD", "HTTP"},
+		{optMethod, "X", kindString, "GET", "request `method`, any token: GET, HEAD, POST, PUT, PATCH, DELETE, ... (POST when a body is given)", "HTTP"},
 		{optMaxBody, "", kindSize, "10MiB", "keep at most this much of each body in memory; a longer body is cut there and marked truncated", "HTTP"},
 		{optAccept, "", kindString, "200-399", "statuses that count as success, e.g. 200-299,304", "HTTP"},
 		{optRawEncoding, "", kindBool, "false", "keep gzip/br/zstd bodies as sent instead of decoding them", "HTTP"},
@@ -157,6 +166,11 @@ func optionTable(version string) []option {
 		{optHTTP1, "", kindBool, "false", "use HTTP/1.1 even where the server offers HTTP/2", "HTTP"},
 		{optCookies, "", kindBool, "false", "keep cookies that servers set, in memory, for the rest of the run", "HTTP"},
 		{optResolve, "", kindList, "", "connect to ADDR for HOST:PORT, like curl: HOST:PORT:ADDR (repeatable)", "HTTP"},
+		{optData, "d", kindString, "", "send this request `body` (@FILE: the file's bytes), like curl -d; the method becomes POST unless -X says otherwise", "HTTP"},
+		{optJSON, "", kindString, "", "send this JSON `body` (@FILE: the file's bytes) with Content-Type and Accept application/json, like curl --json", "HTTP"},
+		{optDataTemplate, "", kindString, "", "make each row's request body from this `template` ({{.column}}, {{urlquery .q}}, {{json .v}})", "HTTP"},
+		{optJSONTemplate, "", kindString, "", "like --data-template, for a JSON body, with the headers of --json", "HTTP"},
+		{optRetryUnsafe, "", kindBool, "false", "retry requests whose method is not idempotent (POST, PATCH, ...); without it they are sent once", "HTTP"},
 
 		{optPerHost, "", kindInt, "8", "requests in flight to one host (host:port) at most (0 = no limit)", "Politeness"},
 		{optRate, "", kindString, "0", "requests per second over the whole run, e.g. 10, 10/s, 600/m (0 = no limit)", "Politeness"},
@@ -168,6 +182,11 @@ func optionTable(version string) []option {
 		{optAllowPrivateRedir, "", kindBool, "false", "let redirects lead from a public address to a private one (refused by default)", "Security"},
 		{optAllowHost, "", kindList, "", "fetch only hosts matching this `pattern` (example.com, *.example.com; repeatable), on every redirect too", "Security"},
 		{optDenyHost, "", kindList, "", "never fetch hosts matching this `pattern` (repeatable), on every redirect too", "Security"},
+
+		{optInputFormat, "", kindString, "auto", "how inputs are read: auto (by the file's extension: .csv, .tsv, .jsonl, .ndjson, else lines; standard input is lines), lines, csv, tsv or jsonl", "Input"},
+		{optURLColumn, "", kindString, "url", "the `column` of CSV/TSV input (its header name or 1-based number) or the field of JSON Lines input (dotted for nested ones) that holds the URL", "Input"},
+		{optKeepColumns, "", kindList, "", "input `columns` to carry into each record (all, or NAME,...; repeatable): an input object in JSON Lines, columns in CSV", "Input"},
+		{optURLTemplate, "", kindString, "", "make each row's URL from this `template` instead of the URL column, e.g. 'https://api.example/items/{{.id}}'", "Input"},
 
 		{optTransform, "x", kindList, "", "add a transform [KEY:]NAME[=ARG] (repeatable; see 'trawl transforms')", "Transforms"},
 		{optExecTimeout, "", kindDuration, "30s", "limit for one run of an exec command or a jq program on one record", "Transforms"},
@@ -254,5 +273,6 @@ func splitList(s string) ([]string, error) {
 var (
 	progressModes = []string{"auto", "always", "never"}
 	logFormats    = []string{"text", "json"}
-	methods       = []string{"GET", "HEAD"}
+	// methods are offered by completion after -X, which takes any token.
+	methods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 )

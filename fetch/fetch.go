@@ -48,8 +48,16 @@ type Options struct {
 	MaxRetryWait time.Duration
 	// MaxRedirects is the longest redirect chain followed; 0 follows none.
 	MaxRedirects int
-	// Method is GET or HEAD.
+	// Method is the request method: any token (GET by default).
 	Method string
+	// Body, when set, is sent with every request (records may carry their
+	// own, made from their rows).
+	Body []byte
+	// RetryUnsafe lets a request whose method is not idempotent (POST,
+	// PATCH, ...) be sent again after a failure: without it such a
+	// request is sent once, since a retry after it may have reached the
+	// server is how an API gets duplicate orders.
+	RetryUnsafe bool
 	// Header is sent with every request; it may override User-Agent.
 	Header http.Header
 	// UserAgent is sent unless Header sets one.
@@ -100,6 +108,30 @@ type Limiter interface {
 	Observe(u *url.URL, status int, header interface{ Get(string) string })
 }
 
+// ValidMethod reports whether m is a method token (RFC 9110 9.1).
+func ValidMethod(m string) bool {
+	if m == "" {
+		return false
+	}
+	for i := range len(m) {
+		c := m[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// idempotent reports whether sending a request twice has the effect of
+// sending it once (RFC 9110 9.2.2).
+func idempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
 // maxHeaderBytes bounds a response's headers.
 const maxHeaderBytes = 1 << 20
 
@@ -147,12 +179,11 @@ func New(opts Options) (*Client, error) {
 	default:
 		return nil, fmt.Errorf("unknown engine %q: want %s", opts.Engine, strings.Join(EngineNames(), " or "))
 	}
-	switch opts.Method {
-	case "":
+	if opts.Method == "" {
 		opts.Method = def.Method
-	case http.MethodGet, http.MethodHead:
-	default:
-		return nil, fmt.Errorf("unsupported method %q: use GET or HEAD", opts.Method)
+	}
+	if !ValidMethod(opts.Method) {
+		return nil, fmt.Errorf("invalid method %q: a method is a token such as GET, POST or PATCH", opts.Method)
 	}
 	if opts.Timeout <= 0 || opts.ConnectTimeout <= 0 {
 		return nil, errors.New("timeouts must be positive")
@@ -223,7 +254,7 @@ func (c *Client) Fetch(ctx context.Context, r *record.Record) {
 		if res.err == nil {
 			return
 		}
-		if r.Attempts > c.opts.Retries || !res.retryable || ctx.Err() != nil {
+		if r.Attempts > c.opts.Retries || !res.retryable || ctx.Err() != nil || !c.opts.RetryUnsafe && !idempotent(c.opts.Method) {
 			r.Fail(classify(ctx, res.err), res.err)
 			return
 		}
@@ -274,7 +305,16 @@ func (c *Client) attempt(ctx context.Context, r *record.Record) attemptResult {
 	deadline := time.Now().Add(c.opts.Timeout)
 	var guard *hopGuard
 	u := r.Target
-	req := &outRequest{method: c.opts.Method, url: u, host: c.host, header: c.header, deadline: deadline}
+	req := &outRequest{method: c.opts.Method, url: u, host: c.host, header: c.header, body: c.opts.Body, deadline: deadline}
+	if r.ReqBody != nil {
+		req.body = r.ReqBody
+	}
+	if r.ReqHeader != nil {
+		req.header = c.header.Clone()
+		for k, vs := range r.ReqHeader {
+			req.header[k] = vs
+		}
+	}
 	var resp *response
 	for hops := 0; ; hops++ {
 		if hops > 0 && c.opts.Limiter != nil {

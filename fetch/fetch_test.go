@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -143,15 +144,58 @@ func TestHEADHasNoBody(t *testing.T) {
 }
 
 func TestNewRejectsBadOptions(t *testing.T) {
-	o := testOptions()
-	o.Method = "POST"
-	if _, err := New(o); err == nil {
-		t.Error("POST accepted")
+	for _, m := range []string{"GE T", "GET\r\n", "A/B"} {
+		o := testOptions()
+		o.Method = m
+		if _, err := New(o); err == nil {
+			t.Errorf("method %q accepted", m)
+		}
 	}
-	o = testOptions()
+	o := testOptions()
 	o.Timeout = 0
 	if _, err := New(o); err == nil {
 		t.Error("zero timeout accepted")
+	}
+}
+
+// TestBodiesAndUnsafeRetries sends a body with a method that is not
+// idempotent: a 503 is not retried unless RetryUnsafe, a retry sends the
+// same body again, and a record's own body and headers replace the run's.
+func TestBodiesAndUnsafeRetries(t *testing.T) {
+	var n atomic.Int64
+	var mu sync.Mutex
+	var seen []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		seen = append(seen, r.Method+" "+string(b)+" "+r.Header.Get("X-Row"))
+		mu.Unlock()
+		if n.Add(1) == 1 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	defer srv.Close()
+	o := testOptions()
+	o.Method, o.Body = "POST", []byte("run body")
+	r := fetchOne(t, newClient(t, o), srv.URL)
+	if r.Status != 503 || r.Attempts != 1 || n.Load() != 1 {
+		t.Fatalf("POST without RetryUnsafe: status %d after %d attempts; want one 503", r.Status, r.Attempts)
+	}
+	n.Store(0)
+	o.RetryUnsafe = true
+	c := newClient(t, o)
+	r = recordFor(t, srv.URL)
+	r.ReqBody = []byte("row body")
+	r.ReqHeader = http.Header{"X-Row": {"7"}}
+	c.Fetch(t.Context(), r)
+	if r.Err != nil || r.Status != 200 || r.Attempts != 2 {
+		t.Fatalf("POST with RetryUnsafe: status %d after %d attempts, err %v; want 200 after 2", r.Status, r.Attempts, r.Err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{"POST run body ", "POST row body 7", "POST row body 7"}
+	if !slices.Equal(seen, want) {
+		t.Errorf("server saw %q, want %q", seen, want)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"time"
 
 	"github.com/trawl-dev/trawl/fetch"
@@ -40,6 +41,15 @@ type Config struct {
 	// Total, when above 0, is the number of URLs the input holds, for
 	// progress (the demo knows it); otherwise files are counted.
 	Total int64
+	// InputFormat says how inputs are read (auto: by extension), Columns
+	// which columns of structured input hold the URL and which are kept.
+	InputFormat source.Format
+	Columns     source.Columns
+	// URLTemplate, when set, makes each row's URL; BodyTemplate each
+	// row's body (text/template, see source.Request). Header values of
+	// Fetch.Header that hold {{ are made per row too.
+	URLTemplate  string
+	BodyTemplate string
 
 	// Output is the records file ("" or "-" for Stdout), Format its
 	// encoding; Atomic replaces it only when the run completes.
@@ -162,6 +172,45 @@ func (c *Config) chain() (*transform.Chain, error) {
 	return ch, nil
 }
 
+// request compiles the per-row request templates, or returns nil when
+// there are none. It takes the templated headers out of Fetch.Header.
+func (c *Config) request() (*source.Request, http.Header, error) {
+	var req source.Request
+	any := false
+	var err error
+	if c.URLTemplate != "" {
+		if req.URL, err = source.ParseTemplate("--url-template", c.URLTemplate); err != nil {
+			return nil, nil, usage("%w", err)
+		}
+		any = true
+	}
+	if c.BodyTemplate != "" {
+		if req.Body, err = source.ParseTemplate("body template", c.BodyTemplate); err != nil {
+			return nil, nil, usage("%w", err)
+		}
+		any = true
+	}
+	plain := http.Header{}
+	for name, vs := range c.Fetch.Header {
+		for _, v := range vs {
+			if !source.IsTemplate(v) {
+				plain.Add(name, v)
+				continue
+			}
+			t, err := source.ParseTemplate("header "+name+" template", v)
+			if err != nil {
+				return nil, nil, usage("%w", err)
+			}
+			req.Header = append(req.Header, source.HeaderTemplate{Name: name, Value: t})
+			any = true
+		}
+	}
+	if !any {
+		return nil, c.Fetch.Header, nil
+	}
+	return &req, plain, nil
+}
+
 // Validate checks the configuration as a whole, without opening anything:
 // settings that make sense alone but not together, and the transform
 // chain. Run calls it first; `trawl config` calls it to report the same
@@ -184,6 +233,9 @@ func (c *Config) Validate() error {
 		return usage("--digest applies to saved files: add --output-dir DIR")
 	case c.NameTemplate.Uses("{sha256}") && c.digest() != sink.SHA256:
 		return usage("--name uses {sha256}, which needs --digest sha256")
+	}
+	if _, _, err := c.request(); err != nil {
+		return err
 	}
 	_, err := c.chain()
 	return err

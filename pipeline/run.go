@@ -66,6 +66,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 // run is one run being assembled and executed.
 type run struct {
 	cfg     Config
+	kept    []string // the kept input columns, for the layout
 	started time.Time
 	chain   *transform.Chain
 	input   source.Options
@@ -92,9 +93,17 @@ func newRun(cfg Config) (*run, error) {
 	if r.chain, err = cfg.chain(); err != nil {
 		return nil, err
 	}
-	r.input = source.Options{Paths: cfg.Inputs, Stdin: cfg.Stdin}
-	if err := source.Check(r.input); err != nil {
+	req, header, err := cfg.request()
+	if err != nil {
+		return nil, err
+	}
+	r.cfg.Fetch.Header = header
+	r.input = source.Options{Paths: cfg.Inputs, Stdin: cfg.Stdin, Format: cfg.InputFormat, Columns: cfg.Columns, Request: req}
+	if r.kept, err = source.KeptColumns(r.input); err != nil {
 		return nil, exitcode.New(exitcode.Usage, err)
+	}
+	if !source.Structured(r.input) && (len(cfg.Columns.Keep) > 0 || cfg.Columns.URL != "") {
+		return nil, usage("--keep-columns and --url-column need CSV, TSV or JSON Lines input (by the file's extension or --input-format)")
 	}
 	if err := checkOutputs(cfg); err != nil {
 		return nil, err
@@ -266,6 +275,12 @@ func (r *run) close() {
 	}
 }
 
+// structured reports whether any input is read as CSV, TSV or JSON Lines,
+// whose records say which row they came from.
+func (r *run) structured() bool {
+	return source.Structured(r.input)
+}
+
 // hostGate lets the fetch stage ask the throttle before starting a URL.
 // Records without a target (invalid lines) or that will copy an earlier
 // result make no request and pass at once.
@@ -399,6 +414,12 @@ func (r *run) stream(ctx context.Context, observe func(*record.Record)) (complet
 	cfg := r.cfg
 	chain := r.chain
 	layout := cfg.Layout(chain.Columns())
+	if r.structured() {
+		layout.Row = true
+	}
+	if len(cfg.Columns.Keep) > 0 {
+		layout.InputColumns, layout.InputVaries = r.kept, r.kept == nil
+	}
 	fo := cfg.Fetch
 	fo.DiscardBody = chain.Len() == 0 // nothing will read the bodies
 	if cfg.OutputDir != "" {
@@ -455,7 +476,7 @@ func (r *run) stream(ctx context.Context, observe func(*record.Record)) (complet
 				return true, nil
 			}
 			if r.resume != nil {
-				if done, err := r.resume.Done(rec.Index, rec.URL); done || err != nil {
+				if done, err := r.resume.Done(rec.Index, rec.Identity()); done || err != nil {
 					return done, err
 				}
 			}

@@ -1,6 +1,11 @@
 package record
 
-import "math"
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"slices"
+)
 
 // Layout says which fields a run's records have: the fixed ones, the
 // optional ones its settings add, then one per transform output.
@@ -13,6 +18,14 @@ type Layout struct {
 	// Digest is the saved files' digest: "sha256", "blake3", or "" for
 	// none.
 	Digest string
+	// Row adds row, the hash --resume compares structured rows by.
+	Row bool
+	// InputColumns adds input, the kept columns of structured input: one
+	// object in JSON Lines, one column each in CSV. InputVaries says the
+	// columns vary by row (every field of JSON Lines rows), which only
+	// JSON Lines can write.
+	InputColumns []string
+	InputVaries  bool
 	// Columns are the transform output keys, in order.
 	Columns []string
 }
@@ -66,6 +79,9 @@ type Field struct {
 	Get func(*Record) Value
 	// Copy gives dup the original's data behind this field.
 	Copy func(dup, orig *Record)
+	// CSVColumns, when set, are the columns the field is written as in
+	// CSV, one per value of the input object Get returns.
+	CSVColumns func(Layout) []string
 }
 
 // responded reports whether a response arrived, which the response fields
@@ -117,9 +133,65 @@ var fields = []Field{
 		Copy: func(d, o *Record) { d.FileDigest = o.FileDigest }},
 	{Name: "blake3", In: func(l Layout) bool { return l.Files && l.Digest == "blake3" }, Get: fileDigest,
 		Copy: func(d, o *Record) { d.FileDigest = o.FileDigest }},
+	// A row's own data: a duplicate keeps its own.
+	{Name: "row", In: func(l Layout) bool { return l.Row }, Get: func(r *Record) Value { return strIf(r.RowHash, r.RowHash != "") }},
+	{Name: "input", In: func(l Layout) bool { return l.InputColumns != nil || l.InputVaries }, CSVColumns: func(l Layout) []string { return l.InputColumns },
+		Get: func(r *Record) Value {
+			if r.Input == nil {
+				return Value{}
+			}
+			return Value{Kind: Any, V: r.Input}
+		}},
 }
 
 func fileDigest(r *Record) Value { return strIf(r.FileDigest, r.File != "") }
+
+// MarshalJSON writes the kept columns as one object, in their order.
+func (in *Input) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, v := range in.Values {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k, _ := json.Marshal(in.Names[i])
+		b.Write(k)
+		b.WriteByte(':')
+		switch x := v.(type) {
+		case nil:
+			b.WriteString("null")
+		case json.RawMessage:
+			b.Write(x)
+		default:
+			e, err := json.Marshal(x)
+			if err != nil {
+				return nil, err
+			}
+			b.Write(e)
+		}
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+// Cell returns kept column i as CSV writes it: a string as it is, a JSON
+// string unquoted, other JSON as written, nothing for a missing value.
+func (in *Input) Cell(i int) string {
+	if in == nil || i >= len(in.Values) {
+		return ""
+	}
+	switch x := in.Values[i].(type) {
+	case string:
+		return x
+	case json.RawMessage:
+		var s string
+		if json.Unmarshal(x, &s) == nil {
+			return s
+		}
+		return string(x)
+	}
+	return ""
+}
 
 // Fields returns the fields records of this layout have, before the
 // transform outputs, in output order.
@@ -139,6 +211,27 @@ func (l Layout) Names() []string {
 	var names []string
 	for _, f := range l.Fields() {
 		names = append(names, f.Name)
+	}
+	return append(names, l.Columns...)
+}
+
+// CSVNames returns the CSV header: Names, with each field that CSV writes
+// as several columns (the kept input columns) in their place, named as in
+// the input, with "input." before a name the record already has (a kept
+// url column beside the record's url).
+func (l Layout) CSVNames() []string {
+	var names []string
+	for _, f := range l.Fields() {
+		if f.CSVColumns == nil {
+			names = append(names, f.Name)
+			continue
+		}
+		for _, c := range f.CSVColumns(l) {
+			if l.Reserved(c) || slices.Contains(l.Columns, c) {
+				c = "input." + c
+			}
+			names = append(names, c)
+		}
 	}
 	return append(names, l.Columns...)
 }

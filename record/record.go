@@ -33,7 +33,7 @@ func RetryableStatus(code int) bool {
 // DNS failures, 5xx answers, failed saves, cancellations) may pass.
 func Permanent(kind Kind, status int) bool {
 	switch kind {
-	case KindInvalidURL, KindTLS, KindProtocol, KindTooManyRedirects, KindTransform:
+	case KindInvalidURL, KindInput, KindTLS, KindProtocol, KindTooManyRedirects, KindTransform:
 		return true
 	case KindHTTPStatus:
 		return status > 0 && !RetryableStatus(status)
@@ -54,6 +54,7 @@ const (
 	KindConnect          Kind = "connect"
 	KindTLS              Kind = "tls"
 	KindTimeout          Kind = "timeout"
+	KindInput            Kind = "input"
 	KindProtocol         Kind = "protocol"
 	KindHTTPStatus       Kind = "http_status"
 	KindTooManyRedirects Kind = "too_many_redirects"
@@ -66,7 +67,7 @@ const (
 // Kinds returns every non-empty Kind in the order summaries print them.
 func Kinds() []Kind {
 	return []Kind{
-		KindInvalidURL, KindBlocked, KindDNS, KindConnect, KindTLS, KindProtocol, KindTimeout, KindHTTPStatus,
+		KindInvalidURL, KindInput, KindBlocked, KindDNS, KindConnect, KindTLS, KindProtocol, KindTimeout, KindHTTPStatus,
 		KindTooManyRedirects, KindBody, KindTransform, KindSave, KindCanceled,
 	}
 }
@@ -122,12 +123,40 @@ type Record struct {
 	// column list. A nil entry means the transform did not run or found nothing.
 	Values []any
 
+	// Input holds the kept columns of a structured input row.
+	Input *Input
+	// RowHash identifies a structured input row, for --resume.
+	RowHash string
+	// ReqHeader and ReqBody are this record's own request headers and
+	// body, made from its row by templates; they add to, or replace, the
+	// run's.
+	ReqHeader http.Header
+	ReqBody   []byte
+
 	// Target is the parsed URL to fetch; nil when the line is not a valid URL.
 	Target *url.URL
 	// Body is the response body as read, up to the cap. Dropped after transforms.
 	Body []byte
 	// Header is the final response's header. Dropped after transforms.
 	Header http.Header
+}
+
+// Input is the kept columns of an input row: their names when the row has
+// its own (JSON Lines with every field kept; else the layout's), and their
+// values as read (strings from CSV and TSV, JSON values as written from
+// JSON Lines).
+type Input struct {
+	Names  []string
+	Values []any
+}
+
+// Identity is what --resume compares a record by: its row's hash for a
+// structured row, else the URL as read.
+func (r *Record) Identity() string {
+	if r.RowHash != "" {
+		return r.RowHash
+	}
+	return r.URL
 }
 
 // Fail records err as the record's failure unless an earlier failure is

@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -148,6 +149,7 @@ func (e *jsonlEncoder) Flush() error { return nil }
 // csvEncoder writes a header row with the layout's names, then one row per
 // record; nulls are empty cells and structured values compact JSON.
 type csvEncoder struct {
+	layout  record.Layout
 	w       *csv.Writer
 	fields  []record.Field
 	columns int
@@ -157,10 +159,13 @@ type csvEncoder struct {
 }
 
 func newCSV(w io.Writer, layout record.Layout) (*csvEncoder, error) {
-	e := &csvEncoder{w: csv.NewWriter(w), fields: layout.Fields(), columns: len(layout.Columns)}
+	if layout.InputVaries {
+		return nil, errors.New("kept input columns that vary by row (--keep-columns all with JSON Lines input) cannot be CSV columns: name them with --keep-columns")
+	}
+	e := &csvEncoder{w: csv.NewWriter(w), fields: layout.Fields(), columns: len(layout.Columns), layout: layout}
 	e.enc = json.NewEncoder(&e.scrap)
 	e.enc.SetEscapeHTML(false)
-	header := layout.Names()
+	header := layout.CSVNames()
 	e.row = make([]string, len(header))
 	if err := e.w.Write(header); err != nil {
 		return nil, err
@@ -169,11 +174,20 @@ func newCSV(w io.Writer, layout record.Layout) (*csvEncoder, error) {
 }
 
 func (e *csvEncoder) Encode(r *record.Record) error {
-	for i, f := range e.fields {
-		e.row[i] = e.cell(f.Get(r))
+	n := 0
+	for _, f := range e.fields {
+		if f.CSVColumns != nil {
+			for i := range f.CSVColumns(e.layout) {
+				e.row[n] = r.Input.Cell(i)
+				n++
+			}
+			continue
+		}
+		e.row[n] = e.cell(f.Get(r))
+		n++
 	}
 	for i := range e.columns {
-		e.row[len(e.fields)+i] = e.cell(record.Column(r, i))
+		e.row[n+i] = e.cell(record.Column(r, i))
 	}
 	return e.w.Write(e.row)
 }

@@ -23,19 +23,31 @@ type Entry struct {
 	// Offset is where the line starts in the file; Line its 1-based number.
 	Offset int64
 	Line   int
-	// Index and URL identify the input line the record is for.
+	// Index and URL identify the input line the record is for; Row is the
+	// hash of a structured input row, when it is one.
 	Index int64
 	URL   string
+	Row   string
 	// Status is the HTTP status, 0 when the record has none.
 	Status int
 	// Kind is the error kind, "" when the record succeeded.
 	Kind record.Kind
 }
 
+// Identity is what --resume compares the record by: the input row's hash
+// when it has one, else the URL as read (record.Record.Identity).
+func (e Entry) Identity() string {
+	if e.Row != "" {
+		return e.Row
+	}
+	return e.URL
+}
+
 // head is the part of a record Entry needs.
 type head struct {
 	Index     *int64  `json:"index"`
 	URL       *string `json:"url"`
+	Row       *string `json:"row"`
 	Status    *int    `json:"status"`
 	ErrorKind *string `json:"error_kind"`
 }
@@ -85,6 +97,9 @@ func (r *Reader) Next() (Entry, error) {
 	}
 	r.good = r.offset
 	e := Entry{Raw: raw, Offset: start, Line: r.line, Index: *h.Index, URL: *h.URL}
+	if h.Row != nil {
+		e.Row = *h.Row
+	}
 	if h.Status != nil {
 		e.Status = *h.Status
 	}

@@ -92,7 +92,7 @@ func LoadResume(path string, opts ResumeOptions) (*Resume, error) {
 			res.Retry++
 			dropped = true
 		default:
-			res.mark(i, e.URL)
+			res.mark(i, e.Identity())
 			if e.Kind != record.KindNone {
 				res.KeptKinds[e.Kind]++
 			}
@@ -111,6 +111,20 @@ func LoadResume(path string, opts ResumeOptions) (*Resume, error) {
 		}
 	}
 	return res, nil
+}
+
+// isRowHash reports whether an identity is a structured row's hash (16 hex
+// digits, which no URL is) rather than a URL.
+func isRowHash(id string) bool {
+	if len(id) != 16 {
+		return false
+	}
+	for _, c := range id {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func urlHash(u string) uint16 {
@@ -154,6 +168,9 @@ func (res *Resume) Check(index int64, u string) (bool, error) {
 		return false, nil
 	}
 	if res.hashes[index] != urlHash(u) {
+		if isRowHash(u) {
+			return false, fmt.Errorf("%w: the row at index %d is not the one recorded for it", ErrInputChanged, index)
+		}
 		return false, fmt.Errorf("%w: line %d is now %q, not the URL recorded for it", ErrInputChanged, index, redact.URL(u))
 	}
 	return true, nil
