@@ -209,10 +209,27 @@ EOF
 # included).
 timed() {
   RC=0
+  CMDLINE=$(show_cmd "$@")
   /usr/bin/time -f '%e %M %U %S' -o "$TMP/time" timeout "$RUN_TIMEOUT" "$@" > "$TMP/stdout" 2> "$TMP/stderr" || RC=$?
   local usr sys
   read -r WALL RSS usr sys < <(tail -1 "$TMP/time")
+  # GNU time has hundredths: a run too short to show is taken as 0.01 s.
+  [ "$WALL" = 0.00 ] && WALL=0.01
   CPU=$(awk -v u="$usr" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')
+}
+
+# show_cmd ARG...: the command as one line a shell would take back, with
+# the temporary directory written $TMP.
+show_cmd() {
+  local a out=() q="'"
+  for a in "$@"; do
+    if [[ $a =~ ^[][A-Za-z0-9_./:=,+@%-]+$ ]]; then
+      out+=("${a//$TMP/\$TMP}")
+    else
+      out+=("'${a//$q/$q\\$q$q}'")
+    fi
+  done
+  echo "${out[*]}"
 }
 
 # row SCEN KIND NAME N OK NOTE: keep one run's figures (WALL, RSS, CPU);
@@ -220,8 +237,11 @@ timed() {
 row() {
   local note=${6//$'\t'/ }; note=${note//$'\n'/; }
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$WALL" "$RSS" "$CPU" "$5" "$note" "${BASE:--}" >> "$TMP/rows"
-  awk -v s="$WALL" -v r="$RSS" -v c="$CPU" -v n="$4" -v name="$3" -v ok="$5" -v note="$note" 'BEGIN {
-    printf "  %-48s %7.2fs %9.0f/s %7.1f MiB %6.2f CPU s  %s\n", name, s, n / s, r / 1024, c, (ok ? "" : "FAILED ") note }'
+  grep -q -F -x "$1"$'\t'"$3" "$TMP/cmdnames" 2>/dev/null ||
+    { printf '%s\t%s\n' "$1" "$3" >> "$TMP/cmdnames"; printf '%s\t%s\t%s\n' "$1" "$3" "$CMDLINE" >> "$TMP/cmds"; }
+  awk -v s="$WALL" -v r="$RSS" -v c="$CPU" -v n="$4" -v name="$3" -v ok="$5" -v note="$note" -v mib="${RATE_MIB:-0}" 'BEGIN {
+    rate = n / s; unit = "URLs/s"; if (mib > 0) { rate *= mib; unit = "MiB/s" }
+    printf "  %-48s %7.2fs %9.0f %-6s %7.1f MiB %6.2f CPU s  %s\n", name, s, rate, unit, r / 1024, c, (ok ? "" : "FAILED ") note }'
 }
 
 # measure SCEN KIND NAME N CHECK CMD...: one timed run of CMD, then the
@@ -372,6 +392,12 @@ table() {
         }
       }' "$TMP/rows"
     echo
+    echo "<details><summary>commands ($TMP is the run's temporary directory)</summary>"
+    echo
+    awk -F'\t' -v sc="$scen" '$1 == sc { printf "- %s: `%s`\n", $2, $3 }' "$TMP/cmds"
+    echo
+    echo "</details>"
+    echo
   } >> "$RESULTS"
 }
 note() { printf '%s\n\n' "$*" >> "$RESULTS"; }
@@ -473,7 +499,7 @@ if want L; then
   echo "L: $N × $L_MIB MiB from nginx to disk, $C connections"
   urls "$TMP/l.txt" "$N" "http://127.0.0.1:$NG_HTTP/big/"
   L_TOOLS=(trawl wget2 xargs curl aria2c ref)
-  l_tool() { large L "$N" "$C" "$TMP/l.txt" "${L_TOOLS[$1]}"; }
+  l_tool() { RATE_MIB=$L_MIB large L "$N" "$C" "$TMP/l.txt" "${L_TOOLS[$1]}"; }
   rounds "${L_ROUNDS:-$ROUNDS}" ${#L_TOOLS[@]} l_tool
   table L "L: $N × $L_MIB MiB from nginx to disk, $C connections, timed until synced" peer rate "mib:$L_MIB"
   note "Each command runs as sh -c 'TOOL ...; sync', after a sync of its own, into a fresh directory removed afterwards. The kernel's writeback threads are not in the CPU column."
@@ -619,7 +645,7 @@ if want HTTPS; then
   echo "HTTPS L: $LN × $L_MIB MiB over HTTP/2 to disk, 4 in flight"
   urls "$TMP/hl.txt" "$LN" "https://127.0.0.1:$NG_H2/big/"
   HL_TOOLS=(trawl wget2 curl ref)
-  hl_tool() { large HTTPS-L "$LN" 4 "$TMP/hl.txt" "${HL_TOOLS[$1]}" HTTP/2.0; }
+  hl_tool() { RATE_MIB=$L_MIB large HTTPS-L "$LN" 4 "$TMP/hl.txt" "${HL_TOOLS[$1]}" HTTP/2.0; }
   rounds "$R" ${#HL_TOOLS[@]} hl_tool
   table HTTPS-L "HTTPS L: $LN × $L_MIB MiB from nginx over HTTP/2 to disk, 4 in flight, timed until synced" peer rate "mib:$L_MIB"
 fi
