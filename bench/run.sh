@@ -22,7 +22,8 @@
 #          [HTTPS_N, HTTPS_K0_N, HTTPS_L_N, HTTPS_C, CERT_KEY=ec|rsa].
 #
 # Every tool runs ROUNDS times (default 3; S_ROUNDS, L_ROUNDS, ... override
-# it per scenario; M runs once unless M_ROUNDS says otherwise), the tools
+# it per scenario; S, short and the noisiest, runs ROUNDS+2 times, and M
+# once unless M_ROUNDS says otherwise), the tools
 # of a scenario taking turns, in an order that rotates from round to round.
 # The table gives the median wall time and its spread (min–max), the rate
 # at the median, the peak RSS (largest over the rounds, from GNU time: for
@@ -30,7 +31,9 @@
 # median CPU seconds (user+sys of the tool and everything it waited for)
 # and a ratio against the scenario's baseline. Each run is also checked
 # (every URL answered 200, every byte saved, the protocol expected); a run
-# that fails its check is left out of the medians and said so.
+# that fails its check is left out of the medians and said so. The check
+# column also gives the connections the run opened, as the server counted
+# them (nginx's stub_status, bench/server's /conns).
 #
 # Results are printed and written to bench/out/results.md. The servers and
 # the clients share the machine's CPUs, so compare within one run.
@@ -171,6 +174,7 @@ http {
     listen 127.0.0.1:$NG_H1 ssl;
     location /page/ { default_type text/html; try_files /page.html =404; }
     location /big/ { try_files /big.bin =404; }
+    location = /nginx-status { stub_status; }
   }
   server {
     listen 127.0.0.1:$NG_K0 ssl;
@@ -197,6 +201,16 @@ EOF
   return 1
 }
 
+# accepted: the connections the server COUNT_CONNS names has accepted so
+# far, this query's own included: "nginx" (its stub_status) or "go:ADDR"
+# (bench/server's /conns at ADDR).
+accepted() {
+  case $COUNT_CONNS in
+    nginx) curl -s "http://127.0.0.1:$NG_HTTP/nginx-status" | awk 'NR == 3 { print $1 }' ;;
+    go:*) curl -s "http://${COUNT_CONNS#go:}/conns" ;;
+  esac
+}
+
 # --- measuring --------------------------------------------------------------
 
 # Rows: scenario, kind (trawl|peer|ref|ceiling), name, URLs, wall s, peak
@@ -210,9 +224,14 @@ EOF
 timed() {
   RC=0
   CMDLINE=$(show_cmd "$@")
+  # Also count the connections the run opened (CONNS), from the server.
+  local c0=
+  CONNS=
+  [ -n "${COUNT_CONNS:-}" ] && c0=$(accepted)
   /usr/bin/time -f '%e %M %U %S' -o "$TMP/time" timeout "$RUN_TIMEOUT" "$@" > "$TMP/stdout" 2> "$TMP/stderr" || RC=$?
   local usr sys
   read -r WALL RSS usr sys < <(tail -1 "$TMP/time")
+  [ -n "$c0" ] && CONNS=$(($(accepted) - c0 - 1))
   # GNU time has hundredths: a run too short to show is taken as 0.01 s.
   [ "$WALL" = 0.00 ] && WALL=0.01
   CPU=$(awk -v u="$usr" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')
@@ -236,6 +255,7 @@ show_cmd() {
 # BASE, when set, names the row this one is compared with.
 row() {
   local note=${6//$'\t'/ }; note=${note//$'\n'/; }
+  [ -n "$CONNS" ] && note="$note; $CONNS connection$([ "$CONNS" = 1 ] || echo s)"
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$WALL" "$RSS" "$CPU" "$5" "$note" "${BASE:--}" >> "$TMP/rows"
   grep -q -F -x "$1"$'\t'"$3" "$TMP/cmdnames" 2>/dev/null ||
     { printf '%s\t%s\n' "$1" "$3" >> "$TMP/cmdnames"; printf '%s\t%s\t%s\n' "$1" "$3" "$CMDLINE" >> "$TMP/cmds"; }
@@ -417,10 +437,10 @@ nginx_version=$(nginx -v 2>&1 | sed 's/.*nginx\///')
   echo "## trawl benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
   echo "Machine: $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr); load average at the start: $(cut -d' ' -f1-3 /proc/loadavg)."
-  echo "Servers and clients on loopback addresses, sharing the CPUs. Temporary files (and L's downloads) on $(stat -f -c %T "$TMP") under $(dirname "$TMP")."
+  echo "Servers and clients on loopback addresses, sharing the CPUs. Temporary files (and L's downloads) on $(df --output=fstype "$TMP" | tail -1) under $(dirname "$TMP")."
   echo "Tools: $("$TRAWL" version | head -1); $(curl --version | head -1 | cut -d' ' -f1-2); $(wget2 --version | head -1 | cut -d' ' -f1-3); $(aria2c --version | head -1); wrk $(wrk -v 2>&1 | head -1 | cut -d' ' -f2); nginx $nginx_version; $(go version | cut -d' ' -f3); fasthttp $(awk '$1 == "require" && $2 ~ /fasthttp/ { print $3 }' bench/ref/go.mod)."
   echo
-  echo "Each row: its runs; median wall time (min–max over the runs); the rate at the median; peak RSS (largest of the runs; for xargs, its largest single process); median CPU seconds (user+sys, children included); the ratio against the scenario's baseline; what the check of each run found."
+  echo "Each row: its runs; median wall time (min–max over the runs); the rate at the median; peak RSS (largest of the runs; for xargs, its largest single process); median CPU seconds (user+sys, children included); the ratio against the scenario's baseline; what the check of each run found, and the connections the run opened (counted by the server: nginx's stub_status, bench/server's /conns, all hosts together in H)."
   echo
 } > "$RESULTS"
 
@@ -453,7 +473,9 @@ if want S; then
       7) measure_wrk S "wrk -t2 -c$C -d${WRK_SECS}s, one URL (ceiling)" "http://127.0.0.1:$NG_HTTP/page/1" "$C" ;;
     esac
   }
-  rounds "${S_ROUNDS:-$ROUNDS}" 8 s_tool
+  COUNT_CONNS=nginx
+  rounds "${S_ROUNDS:-$((ROUNDS + 2))}" 8 s_tool
+  COUNT_CONNS=
   table S "S: $N × 1 KiB from nginx (1 worker), $C connections" peer
   note "trawl with --per-host 0 (its default of 8 per host is a politeness cap the others do not have). wrk fetches one URL for ${WRK_SECS} s: the server's ceiling, not a fetcher."
 fi
@@ -500,7 +522,9 @@ if want L; then
   urls "$TMP/l.txt" "$N" "http://127.0.0.1:$NG_HTTP/big/"
   L_TOOLS=(trawl wget2 xargs curl aria2c ref)
   l_tool() { RATE_MIB=$L_MIB large L "$N" "$C" "$TMP/l.txt" "${L_TOOLS[$1]}"; }
+  COUNT_CONNS=nginx
   rounds "${L_ROUNDS:-$ROUNDS}" ${#L_TOOLS[@]} l_tool
+  COUNT_CONNS=
   table L "L: $N × $L_MIB MiB from nginx to disk, $C connections, timed until synced" peer rate "mib:$L_MIB"
   note "Each command runs as sh -c 'TOOL ...; sync', after a sync of its own, into a fresh directory removed afterwards. The kernel's writeback threads are not in the CPU column."
 fi
@@ -534,7 +558,9 @@ if want H; then
       6) measure H ref "ref: fasthttp, $C workers" "$N" "count_is $N" "$FASTHTTP" -c "$C" "$TMP/h.txt" ;;
     esac
   }
+  COUNT_CONNS=go:$(head -1 "$TMP/h.addr")
   rounds "${H_ROUNDS:-$ROUNDS}" 7 h_tool
+  COUNT_CONNS=
   table H "H: $N × 1 KiB over $HOSTS hosts (127.0.1.x, bench/server) answering after $DELAY ms, $C in flight" "ideal:$IDEAL"
   note "The ideal is $C in flight ÷ $DELAY ms. trawl runs with its defaults but -c (per host at most 8, and $C ÷ $HOSTS = $((C / HOSTS)) in flight per host on average)."
 fi
@@ -559,7 +585,9 @@ if want T; then
       4) BASE="trawl --unordered" t_run "trawl, input order, --reorder-window 32" --reorder-window 32 ;;
     esac
   }
+  COUNT_CONNS=go:$GO_ADDR
   rounds "${T_ROUNDS:-$ROUNDS}" 5 t_tool
+  COUNT_CONNS=
   table T "T: $N URLs (bench/server), 1% taking 500 ms, -c $C --per-host 0" "trawl --unordered" time rate "wall ÷ completion order's"
   note "The last column is input order's wall time over the same settings' in completion order (1.00: no penalty for keeping the input order)."
 fi
@@ -591,6 +619,7 @@ if want HTTPS; then
   nginx_server
   N=${HTTPS_N:-20000} K0=${HTTPS_K0_N:-5000} LN=${HTTPS_L_N:-20} C=${HTTPS_C:-32}
   R=${HTTPS_ROUNDS:-$ROUNDS}
+  COUNT_CONNS=nginx
   # tls_tool SCEN LIST N PROTO CURLVERSION I: tool I of the small-page HTTPS scenarios.
   tls_tool() {
     local scen=$1 list=$2 n=$3 proto=$4 cv=$5
@@ -647,6 +676,7 @@ if want HTTPS; then
   HL_TOOLS=(trawl wget2 curl ref)
   hl_tool() { RATE_MIB=$L_MIB large HTTPS-L "$LN" 4 "$TMP/hl.txt" "${HL_TOOLS[$1]}" HTTP/2.0; }
   rounds "$R" ${#HL_TOOLS[@]} hl_tool
+  COUNT_CONNS=
   table HTTPS-L "HTTPS L: $LN × $L_MIB MiB from nginx over HTTP/2 to disk, 4 in flight, timed until synced" peer rate "mib:$L_MIB"
 fi
 

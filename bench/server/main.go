@@ -6,6 +6,7 @@
 // 127.0.1.2, ... on Linux every 127.0.0.0/8 address is the loopback, with
 // no setup), all on one port, so that a client sees N distinct hosts; with
 // -delay every /page/N answers after that long, like a distant server.
+// /conns counts the connections accepted so far.
 // With -free-ports N it only prints N free TCP ports on 127.0.0.1 and exits,
 // for servers such as nginx that cannot report the port they were given.
 package main
@@ -22,6 +23,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -102,6 +104,13 @@ func main() {
 		}
 	})
 
+	// /conns is the number of connections accepted so far (this request's
+	// included), for the scripts to count those a client opened.
+	var accepted atomic.Int64
+	mux.HandleFunc("/conns", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, accepted.Load())
+	})
+
 	var ls []net.Listener
 	if *hosts > 0 {
 		base, err := netip.ParseAddr(*hostBase)
@@ -136,7 +145,11 @@ func main() {
 			log.Fatal(err)
 		}
 	}
-	srv := &http.Server{Handler: mux}
+	srv := &http.Server{Handler: mux, ConnState: func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			accepted.Add(1)
+		}
+	}}
 	errc := make(chan error, len(ls))
 	for _, l := range ls {
 		go func() { errc <- srv.Serve(l) }()
