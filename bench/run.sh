@@ -57,9 +57,16 @@ WRK_SECS=${WRK_SECS:-5}
 RUN_TIMEOUT=${RUN_TIMEOUT:-600} # seconds: no single run may take longer
 
 TMP=$(mktemp -d)
-PIDS=()
+PIDS=()  # servers
+CHILD=   # the run being timed, leader of its own process group
 cleanup() {
   local p
+  if [ -n "$CHILD" ]; then
+    # trawl takes up to its --shutdown-grace (5 s) to stop after SIGTERM.
+    kill -TERM -- -"$CHILD" 2>/dev/null || true
+    for p in $(seq 50); do kill -0 -- -"$CHILD" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL -- -"$CHILD" 2>/dev/null || true
+  fi
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   rm -rf "$TMP"
@@ -228,7 +235,17 @@ timed() {
   local c0=
   CONNS=
   [ -n "${COUNT_CONNS:-}" ] && c0=$(accepted)
-  /usr/bin/time -f '%e %M %U %S' -o "$TMP/time" timeout "$RUN_TIMEOUT" "$@" > "$TMP/stdout" 2> "$TMP/stderr" || RC=$?
+  # In the background and waited for, so that an interrupt is handled at
+  # once (bash runs traps only between foreground commands), and in a
+  # process group of its own (timeout's, which it kills when the time is
+  # up), so that cleanup stops the tool and all its children too.
+  rm -f "$TMP/time"
+  setsid -w timeout "$RUN_TIMEOUT" /usr/bin/time -f '%e %M %U %S' -o "$TMP/time" "$@" > "$TMP/stdout" 2> "$TMP/stderr" &
+  CHILD=$!
+  wait "$CHILD" || RC=$?
+  CHILD=
+  # Killed at the timeout, GNU time wrote nothing.
+  [ -s "$TMP/time" ] || echo "$RUN_TIMEOUT 0 0 0" > "$TMP/time"
   local usr sys
   read -r WALL RSS usr sys < <(tail -1 "$TMP/time")
   [ -n "$c0" ] && CONNS=$(($(accepted) - c0 - 1))
