@@ -311,10 +311,32 @@ func (l limiter) Observe(u *url.URL, status int, h interface{ Get(string) string
 }
 
 // storeAdapter lets a sink.Dir serve as fetch's BodyStore; the two packages
-// do not know each other.
-type storeAdapter struct{ dir *sink.Dir }
+// do not know each other. It counts the bytes saved as they arrive, so that
+// progress moves while large bodies are still downloading.
+type storeAdapter struct {
+	dir   *sink.Dir
+	stats *stats.Stats
+}
 
-func (s storeAdapter) Create(r *record.Record) (fetch.BodyFile, error) { return s.dir.Create(r) }
+func (s storeAdapter) Create(r *record.Record) (fetch.BodyFile, error) {
+	f, err := s.dir.Create(r)
+	if err != nil {
+		return nil, err
+	}
+	return countedFile{f, s.stats}, nil
+}
+
+// countedFile is a body being saved that reports its bytes to the stats.
+type countedFile struct {
+	fetch.BodyFile
+	stats *stats.Stats
+}
+
+func (f countedFile) Write(p []byte) (int, error) {
+	n, err := f.BodyFile.Write(p)
+	f.stats.Received(n)
+	return n, err
+}
 
 // autoWindow is the reorder window when none is set: 16 records per
 // worker, at least 4096. The window is a count; what the held records
@@ -443,7 +465,7 @@ func (r *run) stream(ctx context.Context, observe func(*record.Record)) (complet
 				err = cerr
 			}
 		}()
-		fo.Store = storeAdapter{dir}
+		fo.Store = storeAdapter{dir, r.stats}
 	}
 	out, err := sink.Create(cfg.Output, cfg.Stdout, sink.OutputOptions{Atomic: cfg.Atomic, Append: r.resume != nil})
 	if err != nil {
@@ -454,7 +476,10 @@ func (r *run) stream(ctx context.Context, observe func(*record.Record)) (complet
 			err = cerr
 		}
 	}()
-	th := throttle.New(cfg.Throttle)
+	tho := cfg.Throttle
+	tho.Workers = max(1, cfg.FetchStage.Workers) // for the per-host cap's note in the summary
+	th := throttle.New(tho)
+	defer func() { r.stats.SetHostCap(stats.HostCap(th.Usage())) }()
 	fo.Limiter = limiter{th}
 	client, err := fetch.New(fo)
 	if err != nil {
@@ -532,6 +557,7 @@ func (r *run) stream(ctx context.Context, observe func(*record.Record)) (complet
 		if !rec.CopyPending {
 			client.Fetch(ctx, rec)
 		}
+		r.stats.Fetched(rec)
 		return rec
 	})
 	transformed := fetched

@@ -3,6 +3,7 @@ package stats
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -71,6 +72,17 @@ type jsonReport struct {
 	Bytes         int64            `json:"bytes"`
 	URLsPerSecond float64          `json:"urls_per_second"`
 	LatencyMillis map[string]any   `json:"latency_ms"`
+	PerHostCap    jsonHostCap      `json:"per_host_cap"`
+}
+
+// jsonHostCap says how much the per-host cap held the run back; limited is
+// true when the summary said so.
+type jsonHostCap struct {
+	PerHost     int     `json:"per_host"`
+	Workers     int     `json:"workers"`
+	HeldSeconds float64 `json:"held_seconds"`
+	IdleWorkers float64 `json:"idle_workers"`
+	Limited     bool    `json:"limited"`
 }
 
 // JSON renders the report as an indented JSON document.
@@ -97,6 +109,10 @@ func (r Report) JSON() ([]byte, error) {
 		Bytes:         r.Bytes,
 		URLsPerSecond: r.Rate(),
 		LatencyMillis: map[string]any{"p50": ms(r.P50), "p95": ms(r.P95), "p99": ms(r.P99)},
+		PerHostCap: jsonHostCap{
+			PerHost: r.HostCap.PerHost, Workers: r.HostCap.Workers, HeldSeconds: r.HostCap.Held.Seconds(),
+			IdleWorkers: math.Round(r.HostCap.IdleWorkers()*10) / 10, Limited: r.HostCap.Limited(),
+		},
 	}, "", "  ")
 	if err != nil {
 		return nil, err

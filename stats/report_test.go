@@ -23,6 +23,7 @@ func sampleReport() Report {
 	s.Observe(slow)
 	// An earlier run had left 7 records, one of them failed.
 	s.AddEarlier(Earlier{Records: 7, Failed: 1, ByKind: map[record.Kind]int64{record.KindInvalidURL: 1}, ByClass: map[string]int64{"2xx": 6, "none": 1}})
+	s.SetHostCap(HostCap{PerHost: 8, Workers: 64, Span: 2 * time.Second, Held: 1500 * time.Millisecond, Idle: 84 * time.Second})
 	end := start.Add(2 * time.Second)
 	return Report{Snapshot: s.Snapshot(end), Started: start, Finished: end, ExitCode: 3, Outcome: "failures", Output: "out.jsonl"}
 }
@@ -49,8 +50,15 @@ func TestReportJSON(t *testing.T) {
 			Failed     int64            `json:"failed"`
 			ErrorKinds map[string]int64 `json:"error_kinds"`
 		} `json:"this_run"`
-		Retries int64 `json:"retries"`
-		Latency map[string]float64
+		Retries    int64 `json:"retries"`
+		Latency    map[string]float64
+		PerHostCap struct {
+			PerHost     int     `json:"per_host"`
+			Workers     int     `json:"workers"`
+			HeldSeconds float64 `json:"held_seconds"`
+			IdleWorkers float64 `json:"idle_workers"`
+			Limited     bool    `json:"limited"`
+		} `json:"per_host_cap"`
 	}
 	if err := json.Unmarshal(b, &got); err != nil {
 		t.Fatalf("invalid JSON: %v\n%s", err, b)
@@ -69,6 +77,9 @@ func TestReportJSON(t *testing.T) {
 	}
 	if got.ErrorKinds["timeout"] != 1 || got.ErrorKinds["http_status"] != 1 || got.ErrorKinds["invalid_url"] != 1 || got.ErrorKinds["dns"] != 0 {
 		t.Fatalf("kinds: %v", got.ErrorKinds)
+	}
+	if c := got.PerHostCap; c.PerHost != 8 || c.Workers != 64 || c.HeldSeconds != 1.5 || c.IdleWorkers != 56 || !c.Limited {
+		t.Fatalf("per-host cap: %+v", c)
 	}
 	if !strings.Contains(string(b), `"started": "2026-11-27T03:00:00Z"`) {
 		t.Fatalf("start time missing:\n%s", b)

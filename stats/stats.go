@@ -1,7 +1,8 @@
 // Package stats keeps the accounting of a run: how many records, how many
 // failed and why, retries, bytes and a latency histogram. The sink feeds it
-// as records are written; the progress display and the end-of-run summary
-// read snapshots. Work code never prints.
+// as records are written, the fetch stage as URLs are fetched (which in
+// input order can be well ahead of the writing); the progress display and
+// the end-of-run summary read snapshots. Work code never prints.
 package stats
 
 import (
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/trawl-dev/trawl/record"
@@ -36,6 +38,14 @@ type Stats struct {
 	retries int64
 	bytes   int64
 	latency Histogram
+	hostCap HostCap
+
+	// Counted by the fetch stage's workers, concurrently and once per URL,
+	// hence atomics rather than the mutex.
+	fetched      atomic.Int64
+	fetchedBytes atomic.Int64
+	fetchFailed  atomic.Int64
+	received     atomic.Int64
 }
 
 // New starts accounting at start.
@@ -71,9 +81,40 @@ func (s *Stats) Observe(r *record.Record) {
 	}
 }
 
+// Fetched accounts for a URL the fetch stage has finished, before it is
+// written. In input order a slow URL holds back the records behind it, so
+// only this count shows how far the fetching really is. A duplicate whose
+// result is still to be copied counts as done, without bytes or failure.
+func (s *Stats) Fetched(r *record.Record) {
+	s.fetched.Add(1)
+	if r.Bytes > 0 {
+		s.fetchedBytes.Add(r.Bytes)
+	}
+	if r.Err != nil {
+		s.fetchFailed.Add(1)
+	}
+}
+
+// Received accounts for n bytes of a body as they arrive, before its URL
+// is done; bodies being saved report them, so that progress moves while a
+// large file downloads.
+func (s *Stats) Received(n int) { s.received.Add(int64(n)) }
+
+// SetHostCap records what the throttle measured of the per-host cap, once
+// the fetching is over.
+func (s *Stats) SetHostCap(h HostCap) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hostCap = h
+}
+
 // Snapshot is a consistent copy of the counters at one moment. Records,
 // OK, Failed, ByKind and ByClass are this run's; Earlier holds what an
-// output being resumed already had, and Whole adds the two.
+// output being resumed already had, and Whole adds the two. Fetched,
+// FetchedBytes and FetchFailed count URLs as the fetch stage finished them,
+// records written or not, and Received the bytes of bodies being saved as
+// they arrive, URLs done or not (these are read without the lock, so they
+// may be a moment ahead of the rest).
 type Snapshot struct {
 	Earlier Earlier
 	Records int64
@@ -87,6 +128,13 @@ type Snapshot struct {
 	P50     time.Duration
 	P95     time.Duration
 	P99     time.Duration
+
+	Fetched      int64
+	FetchedBytes int64
+	FetchFailed  int64
+	Received     int64
+	// HostCap is set once the fetching is over.
+	HostCap HostCap
 }
 
 // Snapshot copies the counters, measuring elapsed time up to now.
@@ -106,6 +154,12 @@ func (s *Stats) Snapshot(now time.Time) Snapshot {
 		P50:     s.latency.Quantile(0.50),
 		P95:     s.latency.Quantile(0.95),
 		P99:     s.latency.Quantile(0.99),
+		HostCap: s.hostCap,
+
+		Fetched:      s.fetched.Load(),
+		FetchedBytes: s.fetchedBytes.Load(),
+		FetchFailed:  s.fetchFailed.Load(),
+		Received:     s.received.Load(),
 	}
 	for k, v := range s.byKind {
 		snap.ByKind[k] = v

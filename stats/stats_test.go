@@ -110,3 +110,19 @@ func TestFormatBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestFetchedCountsAheadOfObserve: the fetch stage's counts and the bytes
+// of bodies being saved stand apart from the records written.
+func TestFetchedCountsAheadOfObserve(t *testing.T) {
+	s := New(time.Unix(1000, 0))
+	failed := &record.Record{}
+	failed.Fail(record.KindDNS, errors.New("no such host"))
+	s.Fetched(&record.Record{Bytes: 100})
+	s.Fetched(failed)
+	s.Fetched(&record.Record{CopyPending: true})
+	s.Received(4096)
+	snap := s.Snapshot(time.Unix(1001, 0))
+	if snap.Fetched != 3 || snap.FetchedBytes != 100 || snap.FetchFailed != 1 || snap.Received != 4096 || snap.Records != 0 {
+		t.Fatalf("snapshot = %+v", snap)
+	}
+}

@@ -6,6 +6,10 @@
 //
 // Every request pays a token: the first of a URL when the scheduler starts
 // it (TryAcquire), retries and redirects before they are sent (Wait).
+//
+// Given the number of workers, it also measures how much the per-host cap,
+// rather than the workers, held the run back (Usage): a cap nobody notices
+// is a run far slower than it needs to be.
 package throttle
 
 import (
@@ -38,6 +42,9 @@ type Options struct {
 	// (Retry-After, RateLimit-Reset); 0 means a minute. A server asking
 	// for ten years gets MaxPause.
 	MaxPause time.Duration
+	// Workers is how many requests the run can have in flight at once (the
+	// fetch stage's workers), for Usage; 0 measures nothing.
+	Workers int
 	// Now returns the current time; tests replace it.
 	Now func() time.Time
 }
@@ -49,6 +56,50 @@ type Throttle struct {
 	global *rate.Limiter
 	hosts  map[string]*host
 	ops    int
+	use    capUse
+}
+
+// capUse integrates, between the events that change it, the state "a worker
+// is free while a URL waits for a host at its configured cap". The
+// scheduler asks for a URL only when a worker is free and asks again for a
+// refused host only once one of its requests ends, so a refusal at the cap
+// stands, until that host's next Release, for a URL that a higher cap would
+// have started. It costs a few additions per request under the lock the
+// request takes anyway, and a clock read per release while a host waits.
+type capUse struct {
+	start, since time.Time
+	inflight     int // requests in flight, all hosts
+	waiting      int // hosts whose URL was refused at the cap since their last release
+	held         time.Duration
+	idle         time.Duration // worker-time
+}
+
+// advance accounts for the time since the last event. While no host waits
+// there is nothing to account for, and since is set again when one starts
+// to, so a caller may skip it then.
+func (u *capUse) advance(now time.Time, workers int) {
+	if u.waiting > 0 && u.inflight < workers {
+		dt := now.Sub(u.since)
+		u.held += dt
+		u.idle += dt * time.Duration(workers-u.inflight)
+	}
+	u.since = now
+}
+
+// Usage is how much the per-host cap held a run back; see stats.HostCap,
+// which mirrors it field for field.
+type Usage struct {
+	// PerHost is the configured cap, 0 for none.
+	PerHost int
+	// Workers is Options.Workers.
+	Workers int
+	// Span is the time measured, from New to the call to Usage.
+	Span time.Duration
+	// Held is the time during which at least one worker was free while a
+	// URL waited for a host at its cap.
+	Held time.Duration
+	// Idle is the workers' idle time during Held.
+	Idle time.Duration
 }
 
 // host is the state kept for one host while it needs any.
@@ -64,6 +115,7 @@ type host struct {
 	starts    rateCounter   // recent starts, to estimate the host's rate
 	oks       rateCounter   // recent successes, to estimate what the host accepts
 	lastUsed  time.Time
+	waiting   bool // a URL was refused at the configured cap since the last release
 }
 
 // New returns a Throttle for opts.
@@ -75,6 +127,10 @@ func New(opts Options) *Throttle {
 		opts.MaxPause = time.Minute
 	}
 	t := &Throttle{opts: opts, hosts: make(map[string]*host)}
+	if opts.Workers > 0 {
+		t.use.start = opts.Now()
+		t.use.since = t.use.start
+	}
 	if opts.Rate > 0 {
 		t.global = rate.NewLimiter(rate.Limit(opts.Rate), burst(opts.Rate))
 	}
@@ -112,10 +168,21 @@ func (t *Throttle) TryAcquire(key string) (bool, time.Duration) {
 		return false, h.paused.Sub(now)
 	}
 	if h.cap > 0 && h.inflight >= h.cap {
+		// Only the configured cap counts: one that adaptive backoff
+		// lowered is the server's doing, which --per-host cannot lift.
+		if t.opts.Workers > 0 && h.cap == t.opts.PerHost && !h.waiting {
+			t.use.advance(now, t.opts.Workers)
+			h.waiting = true
+			t.use.waiting++
+		}
 		return false, 0
 	}
 	if wait := t.reserve(h, now); wait > 0 {
 		return false, wait
+	}
+	if t.opts.Workers > 0 {
+		t.use.advance(now, t.opts.Workers)
+		t.use.inflight++
 	}
 	h.inflight++
 	h.starts.add(now)
@@ -147,9 +214,39 @@ func (t *Throttle) reserve(h *host, now time.Time) time.Duration {
 func (t *Throttle) Release(key string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if h, ok := t.hosts[key]; ok && h.inflight > 0 {
-		h.inflight--
+	h, ok := t.hosts[key]
+	if !ok || h.inflight == 0 {
+		return
 	}
+	if t.opts.Workers > 0 {
+		if t.use.waiting > 0 {
+			// Only then can time have been held: the clock is read
+			// only for runs the cap is holding anyway.
+			t.use.advance(t.opts.Now(), t.opts.Workers)
+		}
+		t.use.inflight--
+		if h.waiting {
+			t.use.waiting--
+		}
+	}
+	h.inflight--
+	h.waiting = false
+}
+
+// Usage reports how much the per-host cap held the run back so far. It
+// measures nothing (and returns zeros but PerHost) unless Options.Workers
+// was set.
+func (t *Throttle) Usage() Usage {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	u := Usage{PerHost: t.opts.PerHost, Workers: t.opts.Workers}
+	if t.opts.Workers <= 0 {
+		return u
+	}
+	now := t.opts.Now()
+	t.use.advance(now, t.opts.Workers)
+	u.Span, u.Held, u.Idle = now.Sub(t.use.start), t.use.held, t.use.idle
+	return u
 }
 
 // Wait blocks until another attempt to the host (a retry or a redirect) may
