@@ -245,7 +245,7 @@ func slurmIndex(env func(string) string, n int) (int, int, error) {
 		}
 	}
 	if count < 1 || step < 1 || high != low+(count-1)*step || id < low || id > high || (id-low)%step != 0 {
-		return 0, 0, fmt.Errorf("the Slurm array is not an evenly spaced range of task IDs (task %d of %d from %d to %d in steps of %d), so its tasks cannot be the shards of one list\nsubmit with --array=0-%d, or write --shard K/N", id, count, low, high, step, count-1)
+		return 0, 0, fmt.Errorf("the Slurm array's task IDs are not an evenly spaced range (this is task %d; %d tasks, IDs %d to %d, step %d), so its tasks cannot be the shards of one list\nsubmit with --array=0-%d, or write --shard K/N", id, count, low, high, step, count-1)
 	}
 	if n > 0 && n != count {
 		return 0, 0, fmt.Errorf("%d shards were asked for, but the Slurm array has %d tasks (SLURM_ARRAY_TASK_COUNT=%d)", n, count, count)

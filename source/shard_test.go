@@ -105,7 +105,7 @@ func TestResolveShard(t *testing.T) {
 		{"slurm, count written and matching", "auto/4", slurm("2", "0", "3", "1", "4"), "2/4"},
 		{"slurm, count written and not matching", "auto/8", slurm("2", "0", "3", "1", "4"),
 			"8 shards were asked for, but the Slurm array has 4 tasks (SLURM_ARRAY_TASK_COUNT=4)"},
-		{"slurm --array=1,2,7", "auto", slurm("7", "1", "7", "1", "3"), "not an evenly spaced range of task IDs"},
+		{"slurm --array=1,2,7", "auto", slurm("7", "1", "7", "1", "3"), "the Slurm array's task IDs are not an evenly spaced range (this is task 7; 3 tasks, IDs 1 to 7, step 1), so its tasks cannot be the shards of one list\nsubmit with --array=0-2"},
 		{"slurm task off the step", "auto", slurm("4", "3", "7", "2", "3"), "not an evenly spaced range"},
 		{"slurm without COUNT", "auto", slurm("2", "0", "3", "1", ""),
 			"SLURM_ARRAY_TASK_COUNT is not set, though SLURM_ARRAY_TASK_ID is"},
