@@ -498,13 +498,25 @@ func (s *settings) resolve(inputs []string, registry *transform.Registry) (*Conf
 	c.Dedupe = p.boolean(optDedupe)
 	shardBy := strings.TrimSpace(p.str(optShardBy))
 	if text := strings.TrimSpace(p.str(optShard)); text != "" {
-		if sp, err := source.ParseShard(text, shardBy); err != nil {
+		if sp, err := source.ResolveShard(text, shardBy, os.Getenv); err != nil {
 			p.fail(optShard, err)
 		} else {
 			c.Shard = &sp
 		}
 	} else if err := source.CheckShardBy(shardBy); err != nil {
 		p.fail(optShardBy, err)
+	}
+	// {shard} in a file name becomes K, so one command line serves every
+	// task of a job array; without a shard it would name a file literally.
+	for _, f := range []struct {
+		opt  string
+		name *string
+	}{{optOutput, &c.Output}, {optOutputDir, &c.OutputDir}, {optStatsFile, &c.StatsFile}, {optMetricsFile, &c.MetricsFile}, {optLogFile, &c.LogFile}, {optLock, &c.LockFile}} {
+		if c.Shard != nil {
+			*f.name = c.Shard.Expand(*f.name)
+		} else if strings.Contains(*f.name, source.ShardPlaceholder) {
+			p.fail(f.opt, errors.New("{shard} stands for the shard's number, and there is no --shard"))
+		}
 	}
 	if p.err == nil {
 		p.err = c.Validate()

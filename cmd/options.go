@@ -191,7 +191,7 @@ func optionTable(version string) []option {
 		{optTransform, "x", kindList, "", "add a transform [KEY:]NAME[=ARG] (repeatable; see 'trawl transforms')", "Transforms"},
 		{optExecTimeout, "", kindDuration, "30s", "limit for one run of an exec command or a jq program on one record", "Transforms"},
 
-		{optShard, "", kindString, "", "handle only shard `K/N` of the list (0 <= K < N), for N processes on N machines; records keep their index in the whole list", "Run"},
+		{optShard, "", kindString, "", "handle only shard `K/N` of the list (0 <= K < N), for N processes on N machines; records keep their index in the whole list. auto[/N] takes K (and N) from a Slurm array, a Kubernetes Indexed Job (auto/N) or GNU parallel (auto/N); {shard} in -o, --output-dir, --stats-file, --metrics-file, --log-file and --lock becomes K", "Run"},
 		{optShardBy, "", kindString, "host", "what decides a line's shard: host (all URLs of a host together) or url", "Run"},
 		{optMaxFailures, "", kindString, "0", "failed URLs tolerated before exiting with status 3: a count or a percentage like 5% (default 0)", "Run"},
 		{optShutdownGrace, "", kindDuration, "5s", "after an interrupt, how long in-flight requests may finish before being cancelled", "Run"},

@@ -55,10 +55,16 @@ func TestIndexedJob(t *testing.T) {
 	}
 	args := strings.Join(s.Template.Spec.Containers[0].Args, " ")
 	n := *s.Completions
-	for _, want := range []string{"--shard=$(JOB_COMPLETION_INDEX)/" + itoa(n), "--resume", "--output=/out/shard-$(JOB_COMPLETION_INDEX).jsonl"} {
+	// The pod finds its index in JOB_COMPLETION_INDEX, but not the Job's
+	// completions: the count after auto/ must be spec.completions, or
+	// shards would be missed or fetched twice.
+	for _, want := range []string{"--shard=auto/" + itoa(n), "--resume", "--output=/out/shard-{shard}.jsonl"} {
 		if !strings.Contains(args, want) {
 			t.Errorf("args %q lack %q", args, want)
 		}
+	}
+	if strings.Contains(args, "$(JOB_COMPLETION_INDEX)") {
+		t.Errorf("args %q spell the index themselves; --shard=auto/N and {shard} take it from the pod", args)
 	}
 }
 
