@@ -1,7 +1,6 @@
 package record
 
 import (
-	"bytes"
 	"encoding/json"
 	"math"
 	"slices"
@@ -145,34 +144,6 @@ var fields = []Field{
 }
 
 func fileDigest(r *Record) Value { return strIf(r.FileDigest, r.File != "") }
-
-// MarshalJSON writes the kept columns as one object, in their order.
-func (in *Input) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteByte('{')
-	for i, v := range in.Values {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		k, _ := json.Marshal(in.Names[i])
-		b.Write(k)
-		b.WriteByte(':')
-		switch x := v.(type) {
-		case nil:
-			b.WriteString("null")
-		case json.RawMessage:
-			b.Write(x)
-		default:
-			e, err := json.Marshal(x)
-			if err != nil {
-				return nil, err
-			}
-			b.Write(e)
-		}
-	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
-}
 
 // Cell returns kept column i as CSV writes it: a string as it is, a JSON
 // string unquoted, other JSON as written, nothing for a missing value.

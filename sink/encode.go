@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/trawl-dev/trawl/record"
 )
@@ -133,6 +134,9 @@ func (e *jsonlEncoder) appendValue(b []byte, v record.Value) []byte {
 	case record.Bool:
 		return strconv.AppendBool(b, v.B)
 	case record.Any:
+		if in, ok := v.V.(*record.Input); ok {
+			return e.appendInput(b, in)
+		}
 		e.scratch.Reset()
 		if err := e.enc.Encode(v.V); err != nil {
 			// A transform produced something JSON cannot hold (such as
@@ -142,6 +146,44 @@ func (e *jsonlEncoder) appendValue(b []byte, v record.Value) []byte {
 		return append(b, bytes.TrimSuffix(e.scratch.Bytes(), []byte("\n"))...)
 	}
 	return append(b, "null"...)
+}
+
+// appendInput writes a row's kept columns as one object, in their order:
+// every structured record carries one, so it skips the general encoder.
+// A JSON Lines value is written as read, compacted to one line.
+func (e *jsonlEncoder) appendInput(b []byte, in *record.Input) []byte {
+	b = append(b, '{')
+	for i, v := range in.Values {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, in.Names[i])
+		b = append(b, ':')
+		switch x := v.(type) {
+		case string:
+			b = appendString(b, x)
+		case json.RawMessage:
+			if !utf8.Valid(x) {
+				// Only a string can hold such bytes; as in every other
+				// string trawl writes, they become U+FFFD.
+				x = bytes.ToValidUTF8(x, []byte("\uFFFD"))
+			}
+			if len(x) > 0 && x[0] != '{' && x[0] != '[' {
+				// A scalar as read holds no white space to take out.
+				b = append(b, x...)
+				continue
+			}
+			e.scratch.Reset()
+			if json.Compact(&e.scratch, x) != nil {
+				b = append(b, "null"...)
+				continue
+			}
+			b = append(b, e.scratch.Bytes()...)
+		default:
+			b = append(b, "null"...)
+		}
+	}
+	return append(b, '}')
 }
 
 func (e *jsonlEncoder) Flush() error { return nil }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -68,6 +69,57 @@ func TestJSONLStaysValidWhateverTheInput(t *testing.T) {
 	}
 	if !strings.Contains(m["url"].(string), "<&>") {
 		t.Errorf("url mangled: %q", m["url"])
+	}
+}
+
+func TestKeptInputColumns(t *testing.T) {
+	rec := func(in *record.Input) *record.Record {
+		return &record.Record{Index: 1, URL: "http://a.test/", RowHash: "ab12", Input: in}
+	}
+	csvRow := rec(&record.Input{Names: []string{"id", "note"}, Values: []any{"7", "a <b> & \"c\"\nd"}})
+	jsonRow := rec(&record.Input{Names: []string{"n", "tags", "gone"}, Values: []any{json.RawMessage("1.50"), json.RawMessage(`[ "x", {"k" : 1} ]`), nil}})
+	var buf bytes.Buffer
+	enc, err := NewEncoder(JSONL, &buf, record.Layout{Row: true, InputVaries: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	badUTF8 := rec(&record.Input{Names: []string{"s"}, Values: []any{json.RawMessage("\"a\xffb\"")}})
+	for _, r := range []*record.Record{csvRow, jsonRow, rec(nil), badUTF8} {
+		if err := enc.Encode(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+	want := []string{
+		`"row":"ab12","input":{"id":"7","note":"a <b> & \"c\"\nd"}}`,
+		`"row":"ab12","input":{"n":1.50,"tags":["x",{"k":1}],"gone":null}}`,
+		`"row":"ab12","input":null}`,
+		`"row":"ab12","input":{"s":"a` + "\uFFFD" + `b"}}`,
+	}
+	for i, w := range want {
+		if !strings.HasSuffix(lines[i], w) {
+			t.Errorf("line %d = %s, want it to end %s", i, lines[i], w)
+		}
+		if !json.Valid([]byte(lines[i])) {
+			t.Errorf("line %d is not JSON", i)
+		}
+	}
+	buf.Reset()
+	enc, err = NewEncoder(CSV, &buf, record.Layout{Row: true, InputColumns: []string{"id", "url"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc.Encode(rec(&record.Input{Names: []string{"id", "url"}, Values: []any{"7", "u"}}))
+	enc.Flush()
+	rows, err := csv.NewReader(&buf).ReadAll()
+	if err != nil || len(rows) != 2 {
+		t.Fatalf("CSV: %v %q", err, rows)
+	}
+	if h, r := rows[0], rows[1]; !slices.Equal(h[len(h)-3:], []string{"row", "id", "input.url"}) || !slices.Equal(r[len(r)-3:], []string{"ab12", "7", "u"}) {
+		t.Errorf("CSV header %q row %q: kept columns last, a clash with a field's name prefixed", h, r)
+	}
+	if _, err := NewEncoder(CSV, &buf, record.Layout{InputVaries: true}); err == nil {
+		t.Error("CSV accepted columns that vary by row")
 	}
 }
 
