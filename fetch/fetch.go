@@ -11,6 +11,7 @@ package fetch
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -82,8 +83,14 @@ type Options struct {
 	// Insecure skips TLS certificate verification.
 	Insecure bool
 	// RootCAs, when set, are the certificate authorities trusted instead
-	// of the system's.
+	// of the system's (see LoadCertPool).
 	RootCAs *x509.CertPool
+	// ClientCert, when set, is presented to every server that asks for a
+	// client certificate (see LoadClientCert).
+	ClientCert *tls.Certificate
+	// TLSMin is the oldest TLS version offered: tls.VersionTLS12 (what 0
+	// means too) or tls.VersionTLS13.
+	TLSMin uint16
 	// HTTP1 keeps to HTTP/1.1 even where a server offers HTTP/2.
 	HTTP1 bool
 	// Cookies keeps the cookies servers set, in memory, for the run.
@@ -190,6 +197,9 @@ func New(opts Options) (*Client, error) {
 	}
 	if opts.MaxBody < 0 {
 		return nil, errors.New("body cap must not be negative")
+	}
+	if err := checkTLSMin(opts.TLSMin); err != nil {
+		return nil, err
 	}
 	opts.Concurrency = max(opts.Concurrency, 1)
 	c := &Client{opts: opts, cls: opts.Policy.classifier(), proxies: &proxyAddrs{}}
