@@ -399,6 +399,29 @@ func (s *settings) resolve(inputs []string, registry *transform.Registry) (*Conf
 	fo.Insecure = p.boolean(optInsecure)
 	fo.HTTP1 = p.boolean(optHTTP1)
 	fo.Engine = p.oneOf(optEngine, fetch.EngineNames()...)
+	// TLS client options. Their files are read here, so that a bad one
+	// is a usage error before anything is fetched.
+	if file := p.str(optCACert); file != "" {
+		if pool, err := fetch.LoadCertPool(file); err != nil {
+			p.fail(optCACert, err)
+		} else {
+			fo.RootCAs = pool
+		}
+	}
+	if cert, key := p.str(optCert), p.str(optKey); cert != "" {
+		if c, err := fetch.LoadClientCert(cert, key); err != nil {
+			p.fail(optCert, err)
+		} else {
+			fo.ClientCert = &c
+		}
+	} else if key != "" {
+		p.fail(optKey, errors.New("a key needs its certificate: give --cert too"))
+	}
+	if v, err := fetch.ParseTLSVersion(p.str(optTLSMin)); err != nil {
+		p.fail(optTLSMin, err)
+	} else {
+		fo.TLSMin = v
+	}
 	fo.Cookies = p.boolean(optCookies)
 	for _, entry := range p.list(optResolve) {
 		key, addr, err := fetch.ParseResolve(entry)

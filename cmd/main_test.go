@@ -54,6 +54,7 @@ func TestScripts(t *testing.T) {
 			"jsonl":    cmdJSONL,
 			"fields":   cmdFields,
 			"expand":   cmdExpand,
+			"tlspki":   cmdTLSPKI,
 		},
 	})
 }

@@ -124,6 +124,14 @@ const (
 	optShardBy              = "shard-by"
 )
 
+// TLS client option names.
+const (
+	optCACert = "cacert"
+	optCert   = "cert"
+	optKey    = "key"
+	optTLSMin = "tls-min"
+)
+
 // optionTable lists every setting in the order --help and `trawl config`
 // show them. version fills in the default User-Agent.
 func optionTable(version string) []option {
@@ -171,6 +179,10 @@ func optionTable(version string) []option {
 		{optDataTemplate, "", kindString, "", "make each row's request body from this `template` ({{.column}}, {{urlquery .q}}, {{json .v}})", "HTTP"},
 		{optJSONTemplate, "", kindString, "", "like --data-template, for a JSON body, with the headers of --json", "HTTP"},
 		{optRetryUnsafe, "", kindBool, "false", "retry requests whose method is not idempotent (POST, PATCH, ...); without it they are sent once", "HTTP"},
+		{optCACert, "", kindString, "", "trust only the CA certificates in this PEM `file`, instead of the system's, as curl does (to add a CA to the system's, put it in a directory named by SSL_CERT_DIR)", "HTTP"},
+		{optCert, "", kindString, "", "client certificate PEM `file` for servers that ask for one; it may hold the key too", "HTTP"},
+		{optKey, "", kindString, "", "private key PEM `file` of --cert", "HTTP"},
+		{optTLSMin, "", kindString, "1.2", "oldest TLS `version` to speak: 1.2 or 1.3", "HTTP"},
 
 		{optPerHost, "", kindInt, "8", "requests in flight to one host (host:port) at most (0 = no limit)", "Politeness"},
 		{optRate, "", kindString, "0", "requests per second over the whole run, e.g. 10, 10/s, 600/m (0 = no limit)", "Politeness"},
