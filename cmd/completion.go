@@ -151,7 +151,7 @@ func takesFile(name string) bool {
 	switch name {
 	case optOutput, optLock, optStatsFile, optMetricsFile, optLogFile:
 		return true
-	case optCACert, optCert, optKey:
+	case optCACert, optCert, optKey, optNetrcFile:
 		return true
 	}
 	return false

@@ -55,6 +55,7 @@ func TestScripts(t *testing.T) {
 			"fields":   cmdFields,
 			"expand":   cmdExpand,
 			"tlspki":   cmdTLSPKI,
+			"authsrv":  cmdAuthSrv,
 		},
 	})
 }

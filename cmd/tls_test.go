@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
@@ -83,4 +84,40 @@ func cmdTLSPKI(ts *testscript.TestScript, neg bool, args []string) {
 		c.ClientCAs = ca.Pool()
 	})
 	start("TLS12SRV", ca.Issue(t, testpki.Leaf{Name: "server"}), func(c *tls.Config) { c.MaxVersion = tls.VersionTLS12 })
+}
+
+// cmdAuthSrv starts two servers that answer with a title naming the
+// basic authentication they were given (auth=USER:PASSWORD or auth=none):
+// $AUTHSRV (host and port in $AUTHHOST), whose /cross redirects to
+// $AUTHOTHER and /deny answers 401, and $AUTHOTHER.
+//
+//	authsrv
+func cmdAuthSrv(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 0 {
+		ts.Fatalf("usage: authsrv")
+	}
+	show := func(w http.ResponseWriter, r *http.Request) {
+		who := "none"
+		if u, p, ok := r.BasicAuth(); ok {
+			who = u + ":" + p
+		}
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprintf(w, "<title>auth=%s</title>", who)
+	}
+	other := httptest.NewServer(http.HandlerFunc(show))
+	ts.Defer(other.Close)
+	first := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/cross":
+			http.Redirect(w, r, other.URL+"/", http.StatusFound)
+		case "/deny":
+			w.WriteHeader(http.StatusUnauthorized)
+		default:
+			show(w, r)
+		}
+	}))
+	ts.Defer(first.Close)
+	ts.Setenv("AUTHSRV", first.URL)
+	ts.Setenv("AUTHHOST", strings.TrimPrefix(first.URL, "http://"))
+	ts.Setenv("AUTHOTHER", other.URL)
 }
