@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
@@ -120,4 +122,54 @@ func cmdAuthSrv(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Setenv("AUTHSRV", first.URL)
 	ts.Setenv("AUTHHOST", strings.TrimPrefix(first.URL, "http://"))
 	ts.Setenv("AUTHOTHER", other.URL)
+}
+
+// TestBadCredentialFilesStopBeforeFetching: a CA bundle, certificate, key
+// or netrc file that is missing or wrong, and a --user without a password,
+// end the run with status 2 before a single request.
+func TestBadCredentialFilesStopBeforeFetching(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, ".config"))
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hits.Add(1) }))
+	defer srv.Close()
+	ca := testpki.NewCA(t, "trawl test CA")
+	client := ca.Issue(t, testpki.Leaf{Name: "client", Client: true})
+	for name, data := range map[string][]byte{
+		"urls.txt":   []byte(srv.URL + "/\n"),
+		"client.pem": testpki.CertPEM(client),
+		"client.key": testpki.KeyPEM(t, client),
+		"other.key":  testpki.KeyPEM(t, ca.Issue(t, testpki.Leaf{Name: "other", Client: true})),
+		"bad-netrc":  []byte("machine"),
+	} {
+		if err := os.WriteFile(name, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, _, stderr := runCaught([]string{"-q", "--cacert", "", "urls.txt"}); code != 0 || hits.Load() != 1 {
+		t.Fatalf("the good run: status %d, %d requests, %s", code, hits.Load(), stderr)
+	}
+	hits.Store(0)
+	for _, args := range [][]string{
+		{"--cacert", "missing.pem"},
+		{"--cacert", "urls.txt"},
+		{"--cert", "missing.pem"},
+		{"--cert", "client.pem"},
+		{"--cert", "client.pem", "--key", "urls.txt"},
+		{"--cert", "client.pem", "--key", "other.key"},
+		{"--key", "client.key"},
+		{"--tls-min", "1.0"},
+		{"--user", "alice"},
+		{"--netrc-file", "missing"},
+		{"--netrc-file", "bad-netrc"},
+	} {
+		code, _, stderr := runCaught(append(append([]string{"-q"}, args...), "urls.txt"))
+		if code != 2 || !strings.Contains(stderr, "Run 'trawl --help' for usage.") {
+			t.Errorf("%v: status %d, want 2 with the usage hint:\n%s", args, code, stderr)
+		}
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("%d requests were sent despite the bad settings", n)
+	}
 }
