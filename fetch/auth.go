@@ -81,7 +81,7 @@ func (c *Client) withCredentials(req *outRequest, target *url.URL) *outRequest {
 	case authSet || c.opts.Netrc == nil:
 		return req
 	default:
-		login, password, ok := c.opts.Netrc.Lookup(u.Hostname(), strings.EqualFold(u.Host, target.Host))
+		login, password, ok := c.opts.Netrc.Lookup(u.Hostname(), sameOrigin(u, target))
 		if !ok {
 			return req
 		}

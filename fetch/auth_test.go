@@ -1,6 +1,7 @@
 package fetch
 
 import (
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/trawl-dev/trawl/internal/netrc"
+	"github.com/trawl-dev/trawl/internal/testpki"
 )
 
 // authServers are two servers, each telling who authenticated to it:
@@ -197,5 +199,54 @@ func TestParseUser(t *testing.T) {
 	o.Header = http.Header{"authorization": {"Bearer x"}}
 	if _, err := New(o); err == nil || !strings.Contains(err.Error(), "give one") {
 		t.Errorf("--user with -H Authorization: %v", err)
+	}
+}
+
+// TestCredentialsDropWithTheScheme: a redirect to the same host name with
+// another scheme gets no credentials: from https to http they would go
+// in the clear, and either way the port is another one.
+func TestCredentialsDropWithTheScheme(t *testing.T) {
+	ca := testpki.NewCA(t, "trawl test CA")
+	seen := make(chan string, 4)
+	show := func(name string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if to := r.URL.Query().Get("to"); to != "" {
+				http.Redirect(w, r, to+"://same.test/landed", http.StatusFound)
+				return
+			}
+			who := "none"
+			if u, p, ok := r.BasicAuth(); ok {
+				who = u + ":" + p
+			}
+			seen <- name + " " + who
+		}
+	}
+	secure := tlsServer(t, ca.Issue(t, testpki.Leaf{Name: "same", DNS: []string{"same.test"}}), false, nil)
+	secure.Config.Handler = show("https")
+	plain := httptest.NewServer(show("http"))
+	defer plain.Close()
+	o := testOptions()
+	o.RootCAs = ca.Pool()
+	o.Resolve = map[string]string{"same.test:443": secure.Listener.Addr().String(), "same.test:80": plain.Listener.Addr().String()}
+	for _, user := range []bool{true, false} {
+		o.User = nil
+		o.Header = http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte("alice:s3cret"))}}
+		if user {
+			o.User, o.Header = &BasicAuth{User: "alice", Password: "s3cret"}, nil
+		}
+		c := newClient(t, o)
+		for _, tc := range []struct{ url, want string }{
+			{"https://same.test/landed", "https alice:s3cret"},
+			{"https://same.test/?to=https", "https alice:s3cret"},
+			{"https://same.test/?to=http", "http none"},
+			{"http://same.test/?to=https", "https none"},
+		} {
+			if r := fetchOne(t, c, tc.url); r.Err != nil {
+				t.Fatalf("%s: %v", tc.url, r.Err)
+			}
+			if got := <-seen; got != tc.want {
+				t.Errorf("user=%v %s: the server saw %q, want %q", user, tc.url, got, tc.want)
+			}
+		}
 	}
 }

@@ -94,8 +94,8 @@ type Options struct {
 	TLSMin uint16
 	// User, when set, is sent as basic authentication to the host of each
 	// URL. Like every Authorization header, it goes with redirects to the
-	// same host (another port is another host) and is dropped for good at
-	// the first redirect to another host. Credentials in a URL
+	// same host (another port or scheme is another host) and is dropped
+	// for good at the first redirect to another host. Credentials in a URL
 	// (user:password@host) win over it; a Header that sets Authorization
 	// too is refused.
 	User *BasicAuth
