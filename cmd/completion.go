@@ -140,6 +140,8 @@ func fixedValues(name string) []string {
 		return sink.DigestNames()
 	case optInputFormat:
 		return append([]string{"auto"}, source.FormatNames()...)
+	case optTLSMin:
+		return fetch.TLSVersionNames()
 	}
 	return nil
 }
@@ -148,6 +150,8 @@ func fixedValues(name string) []string {
 func takesFile(name string) bool {
 	switch name {
 	case optOutput, optLock, optStatsFile, optMetricsFile, optLogFile:
+		return true
+	case optCACert, optCert, optKey, optNetrcFile:
 		return true
 	}
 	return false

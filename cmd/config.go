@@ -16,6 +16,7 @@ import (
 
 	"github.com/trawl-dev/trawl/fetch"
 	"github.com/trawl-dev/trawl/internal/netpolicy"
+	"github.com/trawl-dev/trawl/internal/netrc"
 	"github.com/trawl-dev/trawl/internal/redact"
 	"github.com/trawl-dev/trawl/internal/throttle"
 	"github.com/trawl-dev/trawl/internal/units"
@@ -263,6 +264,8 @@ func (st *setting) display() string {
 		return strings.Join(masked, ", ")
 	case st.opt.name == optProxy:
 		return redact.URL(st.text)
+	case st.opt.name == optUser:
+		return redact.Secret(st.text)
 	case st.opt.kind == kindList:
 		return strings.Join(st.items, ", ")
 	}
@@ -399,6 +402,59 @@ func (s *settings) resolve(inputs []string, registry *transform.Registry) (*Conf
 	fo.Insecure = p.boolean(optInsecure)
 	fo.HTTP1 = p.boolean(optHTTP1)
 	fo.Engine = p.oneOf(optEngine, fetch.EngineNames()...)
+	// TLS client options and credentials. Their files are read here, so
+	// that a bad one is a usage error before anything is fetched.
+	if file := p.str(optCACert); file != "" {
+		if pool, err := fetch.LoadCertPool(file); err != nil {
+			p.fail(optCACert, err)
+		} else {
+			fo.RootCAs = pool
+		}
+	}
+	if cert, key := p.str(optCert), p.str(optKey); cert != "" {
+		if c, err := fetch.LoadClientCert(cert, key); err != nil {
+			p.fail(optCert, err)
+		} else {
+			fo.ClientCert = &c
+		}
+	} else if key != "" {
+		p.fail(optKey, errors.New("a key needs its certificate: give --cert too"))
+	}
+	if v, err := fetch.ParseTLSVersion(p.str(optTLSMin)); err != nil {
+		p.fail(optTLSMin, err)
+	} else {
+		fo.TLSMin = v
+	}
+	if user := p.str(optUser); user != "" {
+		if a, err := fetch.ParseUser(user); err != nil {
+			p.fail(optUser, err)
+		} else {
+			fo.User = a
+		}
+		for _, h := range p.list(optHeader) {
+			if name, _, _ := fetch.ParseHeader(h); name == "Authorization" {
+				p.fail(optUser, errors.New("an Authorization header (-H) is given too: give one of them"))
+				break
+			}
+		}
+	}
+	if file := p.str(optNetrcFile); file != "" || p.boolean(optNetrc) {
+		name := optNetrcFile
+		if file == "" {
+			name = optNetrc
+			var err error
+			if file, err = netrc.DefaultPath(); err != nil {
+				p.fail(name, err)
+			}
+		}
+		if file != "" {
+			if nrc, err := netrc.Load(file); err != nil {
+				p.fail(name, err)
+			} else {
+				fo.Netrc = nrc
+			}
+		}
+	}
 	fo.Cookies = p.boolean(optCookies)
 	for _, entry := range p.list(optResolve) {
 		key, addr, err := fetch.ParseResolve(entry)

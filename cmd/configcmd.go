@@ -55,7 +55,7 @@ const configExitStatus = `Exit status:
   2    a setting is wrong (the message says which, and where it came from)`
 
 // yamlValue renders a setting as a YAML value: a scalar, or a flow list.
-// Credentials (sensitive header values, proxy userinfo) are masked.
+// Credentials (sensitive header values, proxy userinfo, --user) are masked.
 func yamlValue(st *setting) string {
 	switch st.opt.kind {
 	case kindList:
@@ -72,6 +72,9 @@ func yamlValue(st *setting) string {
 	}
 	if st.opt.name == optProxy {
 		return yamlScalar(redact.URL(st.text))
+	}
+	if st.opt.name == optUser {
+		return yamlScalar(redact.Secret(st.text))
 	}
 	return yamlScalar(st.text)
 }

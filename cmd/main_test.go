@@ -54,6 +54,8 @@ func TestScripts(t *testing.T) {
 			"jsonl":    cmdJSONL,
 			"fields":   cmdFields,
 			"expand":   cmdExpand,
+			"tlspki":   cmdTLSPKI,
+			"authsrv":  cmdAuthSrv,
 		},
 	})
 }

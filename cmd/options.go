@@ -124,6 +124,17 @@ const (
 	optShardBy              = "shard-by"
 )
 
+// TLS client and authentication option names.
+const (
+	optCACert    = "cacert"
+	optCert      = "cert"
+	optKey       = "key"
+	optTLSMin    = "tls-min"
+	optUser      = "user"
+	optNetrc     = "netrc"
+	optNetrcFile = "netrc-file"
+)
+
 // optionTable lists every setting in the order --help and `trawl config`
 // show them. version fills in the default User-Agent.
 func optionTable(version string) []option {
@@ -171,6 +182,13 @@ func optionTable(version string) []option {
 		{optDataTemplate, "", kindString, "", "make each row's request body from this `template` ({{.column}}, {{urlquery .q}}, {{json .v}})", "HTTP"},
 		{optJSONTemplate, "", kindString, "", "like --data-template, for a JSON body, with the headers of --json", "HTTP"},
 		{optRetryUnsafe, "", kindBool, "false", "retry requests whose method is not idempotent (POST, PATCH, ...); without it they are sent once", "HTTP"},
+		{optCACert, "", kindString, "", "trust only the CA certificates in this PEM `file`, instead of the system's, as curl does (to add a CA to the system's, put it in a directory named by SSL_CERT_DIR)", "HTTP"},
+		{optCert, "", kindString, "", "client certificate PEM `file` for servers that ask for one; it may hold the key too", "HTTP"},
+		{optKey, "", kindString, "", "private key PEM `file` of --cert", "HTTP"},
+		{optTLSMin, "", kindString, "1.2", "oldest TLS `version` to speak: 1.2 or 1.3", "HTTP"},
+		{optUser, "u", kindString, "", "send `USER:PASSWORD` as basic authentication to each URL's host, dropped at a redirect to another host; trawl never prompts (USER: is an empty password)", "HTTP"},
+		{optNetrc, "", kindBool, "false", "basic authentication from ~/.netrc (or $NETRC) for the hosts it names", "HTTP"},
+		{optNetrcFile, "", kindString, "", "like --netrc, from this `file`", "HTTP"},
 
 		{optPerHost, "", kindInt, "8", "requests in flight to one host (host:port) at most (0 = no limit)", "Politeness"},
 		{optRate, "", kindString, "0", "requests per second over the whole run, e.g. 10, 10/s, 600/m (0 = no limit)", "Politeness"},

@@ -80,6 +80,15 @@ func tlsConfig(opts Options) *tls.Config {
 		cfg.InsecureSkipVerify = true //nolint:gosec // the user asked for it with --insecure
 	}
 	cfg.RootCAs = opts.RootCAs
+	cfg.MinVersion = opts.TLSMin
+	if cert := opts.ClientCert; cert != nil {
+		// Given whatever the server's request says it accepts: Go's own
+		// choice from Certificates sends nothing when the request lists CA
+		// names that do not include the certificate's issuer, and the
+		// server would then refuse without saying why. The user chose
+		// this certificate; the server is the one to judge it, as with curl.
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
+	}
 	return cfg
 }
 

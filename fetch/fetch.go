@@ -11,6 +11,7 @@ package fetch
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/trawl-dev/trawl/fetch/internal/lean"
 	"github.com/trawl-dev/trawl/internal/netpolicy"
+	"github.com/trawl-dev/trawl/internal/netrc"
 	"github.com/trawl-dev/trawl/record"
 )
 
@@ -82,8 +84,25 @@ type Options struct {
 	// Insecure skips TLS certificate verification.
 	Insecure bool
 	// RootCAs, when set, are the certificate authorities trusted instead
-	// of the system's.
+	// of the system's (see LoadCertPool).
 	RootCAs *x509.CertPool
+	// ClientCert, when set, is presented to every server that asks for a
+	// client certificate (see LoadClientCert).
+	ClientCert *tls.Certificate
+	// TLSMin is the oldest TLS version offered: tls.VersionTLS12 (what 0
+	// means too) or tls.VersionTLS13.
+	TLSMin uint16
+	// User, when set, is sent as basic authentication to the host of each
+	// URL. Like every Authorization header, it goes with redirects to the
+	// same host (another port or scheme is another host) and is dropped
+	// for good at the first redirect to another host. Credentials in a URL
+	// (user:password@host) win over it; a Header that sets Authorization
+	// too is refused.
+	User *BasicAuth
+	// Netrc, when set, gives basic authentication to requests that have
+	// none otherwise: on every hop, the entry of the hop's own host, and
+	// the default entry only on the URL's own host.
+	Netrc *netrc.File
 	// HTTP1 keeps to HTTP/1.1 even where a server offers HTTP/2.
 	HTTP1 bool
 	// Cookies keeps the cookies servers set, in memory, for the run.
@@ -191,6 +210,12 @@ func New(opts Options) (*Client, error) {
 	if opts.MaxBody < 0 {
 		return nil, errors.New("body cap must not be negative")
 	}
+	if err := checkTLSMin(opts.TLSMin); err != nil {
+		return nil, err
+	}
+	if opts.User != nil && hasAuthorization(opts.Header) {
+		return nil, errors.New("both a user (--user) and an Authorization header (-H) are given: give one")
+	}
 	opts.Concurrency = max(opts.Concurrency, 1)
 	c := &Client{opts: opts, cls: opts.Policy.classifier(), proxies: &proxyAddrs{}}
 	c.header = http.Header{"Accept": {"*/*"}}
@@ -201,6 +226,11 @@ func New(opts Options) (*Client, error) {
 	}
 	if opts.UserAgent != "" {
 		c.header.Set("User-Agent", opts.UserAgent)
+	}
+	if opts.User != nil {
+		// In the first request's headers, nextRequest drops it for good at
+		// the first redirect to another host, as it does a -H one.
+		c.header.Set("Authorization", opts.User.header())
 	}
 	for k, vs := range opts.Header {
 		if strings.EqualFold(k, "Host") {
@@ -332,6 +362,7 @@ func (c *Client) attempt(ctx context.Context, r *record.Record) attemptResult {
 			host := u.Hostname()
 			req.onConn = func(info lean.ConnInfo) error { return guard.judge(host, info) }
 		}
+		req = c.withCredentials(req, r.Target)
 		send := req
 		if c.jar != nil {
 			withJar := *req

@@ -59,6 +59,10 @@ var credentialHeaders = [...]string{"Authorization", "Proxy-Authorization", "Coo
 // one host are not sent to another (another port counts; Go keeps them for
 // subdomains, trawl is stricter), and a Host header given for the first
 // URL is not carried over.
+//
+// Another scheme counts as another host too, as in curl since 7.83
+// (CVE-2022-27776): it is another port, if an implicit one, and from https
+// to http it would send the credentials in the clear.
 func (c *Client) nextRequest(prev *outRequest, from, to *url.URL, status int) *outRequest {
 	next := &outRequest{method: prev.method, url: to, header: prev.header, body: prev.body, deadline: prev.deadline}
 	switch {
@@ -66,7 +70,7 @@ func (c *Client) nextRequest(prev *outRequest, from, to *url.URL, status int) *o
 		(status == http.StatusMovedPermanently || status == http.StatusFound) && prev.method == http.MethodPost:
 		next.method, next.body = http.MethodGet, nil
 	}
-	if !strings.EqualFold(from.Host, to.Host) {
+	if !sameOrigin(from, to) {
 		stripped := false
 		for _, h := range credentialHeaders {
 			if _, ok := next.header[h]; ok {
@@ -79,6 +83,12 @@ func (c *Client) nextRequest(prev *outRequest, from, to *url.URL, status int) *o
 		}
 	}
 	return next
+}
+
+// sameOrigin reports whether two URLs are for the same scheme, host and
+// port, which is how far credentials given for one may go.
+func sameOrigin(a, b *url.URL) bool {
+	return strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(a.Host, b.Host)
 }
 
 // withCookies returns header with the jar's cookies for the request, or

@@ -47,3 +47,14 @@ func HeaderLine(line string) string {
 	}
 	return line
 }
+
+// Secret masks a value that is a credential as a whole, such as --user's
+// USER:PASSWORD (the user name too: tokens often travel as user names).
+// An empty value stays empty, so that a setting left unset still reads as
+// unset.
+func Secret(s string) string {
+	if s == "" {
+		return ""
+	}
+	return Mask
+}

@@ -30,3 +30,15 @@ func TestHeaderLine(t *testing.T) {
 		}
 	}
 }
+
+func TestSecret(t *testing.T) {
+	for in, want := range map[string]string{
+		"alice:s3cret": "REDACTED",
+		"token":        "REDACTED",
+		"":             "",
+	} {
+		if got := Secret(in); got != want {
+			t.Errorf("Secret(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
