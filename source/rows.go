@@ -96,8 +96,8 @@ type rowReader interface {
 	next() (row, error)
 }
 
-// errMalformed marks a row that is not one of its format, or has no URL
-// where its format says one is.
+// errMalformed marks a row that is not one of its format (an input
+// error); a well-formed row without a usable URL is an invalid URL.
 var errMalformed = errors.New("malformed input row")
 
 // Columns says which columns of structured input the records keep.
@@ -324,9 +324,9 @@ func (j *jsonRows) next() (row, error) {
 		if err != nil {
 			col := strconv.Quote(j.cols.urlColumn())
 			if ok {
-				r.err = fmt.Errorf("%w: field %s is %.40s, not a URL string", errMalformed, col, v)
+				r.err = fmt.Errorf("field %s is %.40s, not a URL string", col, v)
 			} else {
-				r.err = fmt.Errorf("%w: no field %s to fetch", errMalformed, col)
+				r.err = fmt.Errorf("the row has no field %s to fetch", col)
 			}
 		} else {
 			r.text = strings.TrimSpace(s)

@@ -140,11 +140,22 @@ func TestJSONRows(t *testing.T) {
 		string(vals[0].(json.RawMessage)) != "1.50" || string(vals[1].(json.RawMessage)) != `"http://a.test/1"` || vals[2] != nil {
 		t.Errorf("kept %q = %q, want numbers as written, in the order asked, a missing one nil", first.Input.Names, vals)
 	}
-	for i, want := range []string{`field "u.href" is 7, not a URL string`, "not JSON", "more than one JSON value", `no field "u.href"`} {
+	for i, want := range []struct {
+		kind record.Kind
+		text string
+	}{
+		{record.KindInvalidURL, `field "u.href" is 7, not a URL string`},
+		{record.KindInput, "not JSON"},
+		{record.KindInput, "more than one JSON value"},
+		{record.KindInvalidURL, `the row has no field "u.href"`},
+	} {
 		r := got[i+1]
-		if r.ErrKind != record.KindInput || !strings.Contains(r.ErrorText(), want) {
-			t.Errorf("row %d: kind %q error %q, want input error with %q", i+1, r.ErrKind, r.ErrorText(), want)
+		if r.ErrKind != want.kind || !strings.Contains(r.ErrorText(), want.text) {
+			t.Errorf("row %d: kind %q error %q, want %s with %q", i+1, r.ErrKind, r.ErrorText(), want.kind, want.text)
 		}
+	}
+	if r := got[4]; r.Input == nil || len(r.Input.Values) != 3 {
+		t.Errorf("a row without a URL lost its kept columns: %+v", r.Input)
 	}
 }
 
