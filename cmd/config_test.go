@@ -48,11 +48,6 @@ func sameValue(k kind, a, b string) bool {
 	return a == b
 }
 
-// machineDefaults are the options whose default depends on the machine or
-// the build: the example config shows them commented out, so that it says
-// nothing untrue anywhere.
-var machineDefaults = map[string]bool{optTransformConcurrency: true, optUserAgent: true}
-
 // TestExampleConfigDocumentsAndLoads keeps configs/trawl.example.yaml in step
 // with the option table: it must load cleanly, name every key, and give
 // each exactly the default the table defines.

@@ -141,7 +141,7 @@ func optionTable(version string) []option {
 	return []option{
 		{optOutput, "o", kindString, "-", "write records to `file` (- for standard output)", "Output"},
 		{optFormat, "f", kindString, "jsonl", "record `format`: jsonl or csv", "Output"},
-		{optProgress, "", kindString, "auto", "progress bar on stderr: auto (when stderr is a terminal), always or never", "Output"},
+		{optProgress, "", kindString, "auto", "`when` to draw a progress bar on stderr: auto (when stderr is a terminal), always or never", "Output"},
 		{optQuiet, "q", kindBool, "false", "no progress bar and no summary", "Output"},
 		{optFlushInterval, "", kindDuration, "1s", "longest time a record waits in the output buffer", "Output"},
 		{optAtomic, "", kindBool, "false", "write -o FILE under a temporary name and rename it into place only when the run completes", "Output"},
@@ -152,7 +152,7 @@ func optionTable(version string) []option {
 		{optDigest, "", kindString, string(sink.SHA256), "`digest` of each saved file, written in the record under its name: sha256, blake3 (faster) or none (fastest: no field)", "Files"},
 
 		{optFetchConcurrency, "c", kindInt, "32", "requests in flight at once", "Concurrency"},
-		{optTransformConcurrency, "", kindInt, strconv.Itoa(runtime.NumCPU()), "records transformed at once; defaults to the number of CPUs", "Concurrency"},
+		{optTransformConcurrency, "", kindInt, strconv.Itoa(runtime.NumCPU()), "records transformed at once (default: the number of CPUs)", "Concurrency"},
 		{optFetchOrder, "", kindString, "input", "fetch stage output `order`: input or completion", "Concurrency"},
 		{optTransformOrder, "", kindString, "input", "transform stage output `order`: input or completion", "Concurrency"},
 		{optUnordered, "", kindBool, "false", "both stages in completion order (records leave as they finish)", "Concurrency"},
@@ -166,21 +166,21 @@ func optionTable(version string) []option {
 		{optRetryDelay, "", kindDuration, "1s", "base of the exponential backoff between retries (full jitter)", "HTTP"},
 		{optMaxRetryWait, "", kindDuration, "60s", "longest wait before a retry; a longer Retry-After ends the retries", "HTTP"},
 		{optMaxRedirects, "", kindInt, "10", "redirects to follow (0 = none)", "HTTP"},
-		{optHeader, "H", kindList, "", "extra request header \"Name: value\" (repeatable); a value with {{...}} is a template filled from each row", "HTTP"},
-		{optUserAgent, "A", kindString, "trawl/" + version, "User-Agent header", "HTTP"},
+		{optHeader, "H", kindList, "", "extra request `header` \"Name: value\" (repeatable); a value with {{...}} is a template filled from each row", "HTTP"},
+		{optUserAgent, "A", kindString, "trawl/" + version, "User-Agent header `value` (default: trawl/VERSION, as 'trawl version' prints it)", "HTTP"},
 		{optMethod, "X", kindString, "GET", "request `method`, any token: GET, HEAD, POST, PUT, PATCH, DELETE, ... (POST when a body is given)", "HTTP"},
 		{optMaxBody, "", kindSize, "10MiB", "keep at most this much of each body in memory; a longer body is cut there and marked truncated", "HTTP"},
-		{optAccept, "", kindString, "200-399", "statuses that count as success, e.g. 200-299,304", "HTTP"},
+		{optAccept, "", kindString, "200-399", "`statuses` that count as success, e.g. 200-299,304", "HTTP"},
 		{optRawEncoding, "", kindBool, "false", "keep gzip/br/zstd bodies as sent instead of decoding them", "HTTP"},
 		{optProxy, "", kindString, "", "send every request through this proxy `URL` (http://, https:// or socks5://); default: HTTP_PROXY, HTTPS_PROXY, NO_PROXY", "HTTP"},
 		{optInsecure, "", kindBool, "false", "do not verify TLS certificates", "HTTP"},
 		{optHTTP1, "", kindBool, "false", "use HTTP/1.1 even where the server offers HTTP/2", "HTTP"},
 		{optCookies, "", kindBool, "false", "keep cookies that servers set, in memory, for the rest of the run", "HTTP"},
-		{optResolve, "", kindList, "", "connect to ADDR for HOST:PORT, like curl: HOST:PORT:ADDR (repeatable)", "HTTP"},
+		{optResolve, "", kindList, "", "connect to ADDR for HOST:PORT, like curl: `HOST:PORT:ADDR` (repeatable)", "HTTP"},
 		{optData, "d", kindString, "", "send this request `body` (@FILE: the file's bytes), like curl -d; the method becomes POST unless -X says otherwise", "HTTP"},
 		{optJSON, "", kindString, "", "send this JSON `body` (@FILE: the file's bytes) with Content-Type and Accept application/json, like curl --json", "HTTP"},
 		{optDataTemplate, "", kindString, "", "make each row's request body from this `template` ({{.column}}, {{urlquery .q}}, {{json .v}})", "HTTP"},
-		{optJSONTemplate, "", kindString, "", "like --data-template, for a JSON body, with the headers of --json", "HTTP"},
+		{optJSONTemplate, "", kindString, "", "like --data-template, a JSON body made from this `template`, sent with the headers of --json", "HTTP"},
 		{optRetryUnsafe, "", kindBool, "false", "retry requests whose method is not idempotent (POST, PATCH, ...); without it they are sent once", "HTTP"},
 		{optCACert, "", kindString, "", "trust only the CA certificates in this PEM `file`, instead of the system's, as curl does (to add a CA to the system's, put it in a directory named by SSL_CERT_DIR)", "HTTP"},
 		{optCert, "", kindString, "", "client certificate PEM `file` for servers that ask for one; it may hold the key too", "HTTP"},
@@ -191,8 +191,8 @@ func optionTable(version string) []option {
 		{optNetrcFile, "", kindString, "", "like --netrc, from this `file`", "HTTP"},
 
 		{optPerHost, "", kindInt, "8", "requests in flight to one host (host:port) at most (0 = no limit)", "Politeness"},
-		{optRate, "", kindString, "0", "requests per second over the whole run, e.g. 10, 10/s, 600/m (0 = no limit)", "Politeness"},
-		{optPerHostRate, "", kindString, "0", "requests per second to each host (0 = no limit)", "Politeness"},
+		{optRate, "", kindString, "0", "requests per second over the whole run, a `rate` like 10, 10/s or 600/m (0 = no limit)", "Politeness"},
+		{optPerHostRate, "", kindString, "0", "requests per second to each host, a `rate` like --rate's (0 = no limit)", "Politeness"},
 		{optNoAdaptive, "", kindBool, "false", "do not slow down hosts that answer 429 or 503", "Politeness"},
 		{optDedupe, "", kindBool, "false", "fetch each distinct URL once; later lines with it copy its result and say duplicate_of", "Politeness"},
 
@@ -201,17 +201,17 @@ func optionTable(version string) []option {
 		{optAllowHost, "", kindList, "", "fetch only hosts matching this `pattern` (example.com, *.example.com; repeatable), on every redirect too", "Security"},
 		{optDenyHost, "", kindList, "", "never fetch hosts matching this `pattern` (repeatable), on every redirect too", "Security"},
 
-		{optInputFormat, "", kindString, "auto", "how inputs are read: auto (by the file's extension: .csv, .tsv, .jsonl, .ndjson, else lines; standard input is lines), lines, csv, tsv or jsonl", "Input"},
+		{optInputFormat, "", kindString, "auto", "`format` of the inputs: auto (by the file's extension: .csv, .tsv, .jsonl, .ndjson, else lines; standard input is lines), lines, csv, tsv or jsonl", "Input"},
 		{optURLColumn, "", kindString, "url", "the `column` of CSV/TSV input (its header name or 1-based number) or the field of JSON Lines input (dotted for nested ones) that holds the URL", "Input"},
 		{optKeepColumns, "", kindList, "", "input `columns` to carry into each record (all, or NAME,...; repeatable): an input object in JSON Lines, columns in CSV", "Input"},
 		{optURLTemplate, "", kindString, "", "make each row's URL from this `template` instead of the URL column, e.g. 'https://api.example/items/{{.id}}'", "Input"},
 
-		{optTransform, "x", kindList, "", "add a transform [KEY:]NAME[=ARG] (repeatable; see 'trawl transforms')", "Transforms"},
+		{optTransform, "x", kindList, "", "add a `transform` [KEY:]NAME[=ARG] (repeatable; see 'trawl transforms')", "Transforms"},
 		{optExecTimeout, "", kindDuration, "30s", "limit for one run of an exec command or a jq program on one record", "Transforms"},
 
 		{optShard, "", kindString, "", "handle only shard `K/N` of the list (0 <= K < N), for N processes on N machines; records keep their index in the whole list. auto[/N] takes K (and N) from a Slurm array, a Kubernetes Indexed Job (auto/N) or GNU parallel (auto/N); {shard} in -o, --output-dir, --stats-file, --metrics-file, --log-file and --lock becomes K", "Run"},
-		{optShardBy, "", kindString, "host", "what decides a line's shard: host (all URLs of a host together) or url", "Run"},
-		{optMaxFailures, "", kindString, "0", "failed URLs tolerated before exiting with status 3: a count or a percentage like 5% (default 0)", "Run"},
+		{optShardBy, "", kindString, "host", "`what` decides a line's shard: host (all URLs of a host together) or url", "Run"},
+		{optMaxFailures, "", kindString, "0", "failed URLs tolerated before exiting with status 3: a `count` or a percentage like 5% (default 0)", "Run"},
 		{optShutdownGrace, "", kindDuration, "5s", "after an interrupt, how long in-flight requests may finish before being cancelled", "Run"},
 		{optResume, "", kindBool, "false", "continue an interrupted run: keep the records already in -o FILE, fetch the rest and append", "Run"},
 		{optResumeRetryFailed, "", kindBool, "false", "with --resume, also fetch again URLs that failed permanently (4xx, invalid, TLS)", "Run"},
@@ -268,6 +268,11 @@ func addFlags(fs *pflag.FlagSet, table []option) {
 		if o.kind == kindList {
 			f.DefValue = "" // an empty list needs no "(default [])" in --help
 		}
+		if machineDefaults[o.name] {
+			// The usage says the default in words, the same on every
+			// machine (and in the README), rather than this one's value.
+			f.DefValue = ""
+		}
 	}
 }
 
@@ -285,6 +290,12 @@ func splitList(s string) ([]string, error) {
 	}
 	return items, nil
 }
+
+// machineDefaults are the options whose default depends on the machine or
+// the build. Their usage says the default in words and --help prints no
+// value, and the example config shows them commented out, so that neither
+// says anything untrue anywhere.
+var machineDefaults = map[string]bool{optTransformConcurrency: true, optUserAgent: true}
 
 // The values of the options that take one of a fixed set, used to check
 // them and to complete them in the shell.

@@ -130,12 +130,14 @@ func buildVersion() string {
 
 func (a *app) rootCommand() *cobra.Command {
 	root := &cobra.Command{
-		Use:   "trawl [flags] [FILE...]",
+		Use:   "trawl [flags] [FILE|URL...]",
 		Short: "Fetch lists of URLs in bulk, one record per URL",
-		Long: `trawl fetches every URL listed in FILEs (or on standard input when no FILE
-or '-' is given), one URL per line, and writes one record per URL as JSON
-Lines (default) or CSV. Blank lines and lines starting with # are skipped;
-any other line that is not an http(s) URL still gets a record, with
+		Long: `trawl fetches every URL its inputs list and writes one record per URL as
+JSON Lines (default) or CSV. An input is a file of one URL per line, a CSV,
+TSV or JSON Lines file with a URL column (--url-column, --keep-columns), a
+URL given as an argument (http:// or https://), or standard input when no
+input or '-' is given. Blank lines and lines starting with # are skipped;
+any other line or row without an http(s) URL still gets a record, with
 error_kind "invalid_url".
 
 Settings come from flags, then TRAWL_<FLAG> environment variables (dashes
