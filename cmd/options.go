@@ -204,7 +204,7 @@ func optionTable(version string) []option {
 		{optInputFormat, "", kindString, "auto", "`format` of the inputs: auto (by the file's extension: .csv, .tsv, .jsonl, .ndjson, else lines; standard input is lines), lines, csv, tsv or jsonl", "Input"},
 		{optURLColumn, "", kindString, "url", "the `column` of CSV/TSV input (its header name or 1-based number) or the field of JSON Lines input (dotted for nested ones) that holds the URL", "Input"},
 		{optKeepColumns, "", kindList, "", "input `columns` to carry into each record (all, or NAME,...; repeatable): an input object in JSON Lines, columns in CSV", "Input"},
-		{optURLTemplate, "", kindString, "", "make each row's URL from this `template` instead of the URL column, e.g. 'https://api.example/items/{{.id}}'", "Input"},
+		{optURLTemplate, "", kindString, "", "make each row's URL from this `template` instead of the URL column, e.g. 'https://api.example/items/{{pathescape .id}}'", "Input"},
 
 		{optTransform, "x", kindList, "", "add a `transform` [KEY:]NAME[=ARG] (repeatable; see 'trawl transforms')", "Transforms"},
 		{optExecTimeout, "", kindDuration, "30s", "limit for one run of an exec command or a jq program on one record", "Transforms"},

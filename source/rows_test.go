@@ -180,7 +180,7 @@ func TestURLArgumentsAmongFiles(t *testing.T) {
 }
 
 func TestTemplates(t *testing.T) {
-	urlT, err := ParseTemplate("--url-template", "http://a.test/items/{{.id|urlquery}}")
+	urlT, err := ParseTemplate("--url-template", "http://a.test/items/{{pathescape .id}}?id={{.id|urlquery}}")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +199,7 @@ func TestTemplates(t *testing.T) {
 		t.Fatalf("got %d records", len(got))
 	}
 	r := got[0]
-	if r.Err != nil || r.URL != "http://a.test/items/a+b" || string(r.ReqBody) != `{"name":"say \"hi\""}` || r.ReqHeader.Get("X-Id") != "a b" {
+	if r.Err != nil || r.URL != "http://a.test/items/a%20b?id=a+b" || string(r.ReqBody) != `{"name":"say \"hi\""}` || r.ReqHeader.Get("X-Id") != "a b" {
 		t.Errorf("templated request: url %q body %q header %q err %v", r.URL, r.ReqBody, r.ReqHeader.Get("X-Id"), r.Err)
 	}
 	if got[1].ErrKind != record.KindInput {

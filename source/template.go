@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"text/template"
 
@@ -14,8 +15,9 @@ import (
 // Request builds each record's request from its row with templates
 // (text/template), compiled once for the run. A template reads a row's
 // fields by name ({{.token}}); a line's only field is "url". Besides
-// text/template's own functions (urlquery among them) there is json,
-// which writes a value as JSON ({{json .name}}).
+// text/template's own functions (urlquery among them) there are json,
+// which writes a value as JSON ({{json .name}}), and pathescape, which
+// escapes a value for one path segment ({{pathescape .id}}).
 type Request struct {
 	// URL, when set, makes the URL instead of the URL column or line.
 	URL *template.Template
@@ -37,6 +39,9 @@ var funcs = template.FuncMap{
 		b, err := json.Marshal(v)
 		return string(b), err
 	},
+	// pathescape is urlquery's counterpart for a path segment, where a
+	// space is %20 and a slash is escaped too.
+	"pathescape": func(v any) string { return url.PathEscape(fmt.Sprint(v)) },
 }
 
 // ParseTemplate compiles one template; what names it in messages.
