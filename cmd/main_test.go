@@ -23,9 +23,23 @@ import (
 // TestMain lets the test binary act as the trawl command for the scripts
 // and for the signal tests, which run it as a real child process.
 func TestMain(m *testing.M) {
+	// A binary built with -race sleeps a second at exit by default, to let
+	// other goroutines report races; the tests start trawl hundreds of
+	// times, so that second is most of their time. Children inherit this.
+	os.Setenv("GORACE", raceOptions())
 	testscript.Main(m, map[string]func(){
 		"trawl": func() { os.Exit(Main()) },
 	})
+}
+
+// raceOptions is GORACE with the race detector's exit sleep turned off,
+// and whatever else the caller asked for kept.
+func raceOptions() string {
+	opts := os.Getenv("GORACE")
+	if strings.Contains(opts, "atexit_sleep_ms") {
+		return opts
+	}
+	return strings.TrimSpace(opts + " atexit_sleep_ms=0")
 }
 
 // TestScripts runs the end-to-end CLI scripts in testdata/script against a
@@ -38,6 +52,7 @@ func TestScripts(t *testing.T) {
 			srv := httptest.NewServer(newTestHandler())
 			env.Defer(srv.Close)
 			env.Setenv("SRV", srv.URL)
+			env.Setenv("GORACE", raceOptions())
 			env.Setenv("SRVPORT", srv.URL[strings.LastIndexByte(srv.URL, ':')+1:])
 			pages, err := filepath.Abs(filepath.Join("..", "testdata", "pages"))
 			if err != nil {
