@@ -31,6 +31,7 @@ type Deduper struct {
 	lru      *list.List // unpinned kept results, oldest first
 	bytes    int64
 	budget   int64
+	closed   bool
 }
 
 type kept struct {
@@ -54,7 +55,7 @@ func New(budget int64) *Deduper {
 // Check marks r when its URL was seen before: Duplicate and DuplicateOf
 // are set, and CopyPending when the first result will be there to copy (the
 // record then needs neither fetch nor transforms). Records without a target
-// (invalid lines) are left alone.
+// (invalid lines) are left alone, and so is every record after Close.
 func (d *Deduper) Check(r *record.Record) {
 	if r.Target == nil {
 		return
@@ -62,6 +63,9 @@ func (d *Deduper) Check(r *record.Record) {
 	hash := d.h.hash(r.Target)
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.closed {
+		return
+	}
 	first, seen := d.set.FirstOrAdd(hash, r.Index)
 	if !seen {
 		d.inflight[r.Index] = 0
@@ -198,4 +202,13 @@ func (d *Deduper) SetBytes() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.set.Bytes()
+}
+
+// Close releases the table of seen URLs, much of which lives outside the
+// Go heap. Later calls to Check leave records alone.
+func (d *Deduper) Close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.closed = true
+	d.set.Free()
 }
