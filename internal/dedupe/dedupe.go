@@ -157,31 +157,44 @@ func keptCopy(r *record.Record) record.Record {
 }
 
 // cloneValue copies a transform output with every string afresh (see
-// keptCopy). Values of other types hold no strings that could point into
-// a body and are kept as they are.
+// keptCopy), nil slices and maps staying nil (the output tells null from
+// empty). Values of other types hold no strings that could point into a
+// body and are kept as they are.
 func cloneValue(v any) any {
 	switch x := v.(type) {
 	case string:
 		return strings.Clone(x)
 	case []string:
+		if x == nil {
+			return x
+		}
 		c := make([]string, len(x))
 		for i, s := range x {
 			c[i] = strings.Clone(s)
 		}
 		return c
 	case []any:
+		if x == nil {
+			return x
+		}
 		c := make([]any, len(x))
 		for i, e := range x {
 			c[i] = cloneValue(e)
 		}
 		return c
 	case map[string]any:
+		if x == nil {
+			return x
+		}
 		c := make(map[string]any, len(x))
 		for k, e := range x {
 			c[strings.Clone(k)] = cloneValue(e)
 		}
 		return c
 	case map[string][]string:
+		if x == nil {
+			return x
+		}
 		c := make(map[string][]string, len(x))
 		for k, e := range x {
 			c[strings.Clone(k)] = cloneValue(e).([]string)

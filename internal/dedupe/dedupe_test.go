@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
@@ -220,5 +221,35 @@ func BenchmarkCheck(b *testing.B) {
 	for i := range b.N {
 		r := &record.Record{Index: int64(i), Target: u}
 		d.Check(r)
+	}
+}
+
+// TestKeptCopyKeepsWhatIsCopied checks that the compact copy a kept result
+// is changes nothing a duplicate copies: values of every shape, nil and
+// empty ones apart, and the error's message and kind.
+func TestKeptCopyKeepsWhatIsCopied(t *testing.T) {
+	orig := rec(t, 0, "http://h/a")
+	orig.FinalURL, orig.Status, orig.Proto, orig.ContentType = "http://h/b", 200, "HTTP/1.1", "text/html"
+	orig.Bytes, orig.WireBytes, orig.Truncated, orig.File, orig.FileSHA256 = 10, 5, true, "h/b.html", "abc"
+	orig.Body, orig.Header = []byte("body"), map[string][]string{"A": {"b"}}
+	orig.Values = []any{
+		"title", "", nil, []string{"x", ""}, []string(nil), []string{}, []any{1.5, "s", nil, []any{true}}, []any(nil),
+		map[string]any{"k": []any{"v"}, "n": nil}, map[string]any(nil), map[string][]string{"h": {"v"}, "e": nil},
+		map[string][]string(nil), 42, 2.5, true,
+	}
+	orig.Fail(record.KindTLS, fmt.Errorf("get: %w", errors.New("bad certificate")))
+	c := keptCopy(orig)
+	var want, got record.Record
+	record.CopyResult(&want, orig)
+	record.CopyResult(&got, &c)
+	if got.Err.Error() != want.Err.Error() {
+		t.Fatalf("error %q, want %q", got.Err, want.Err)
+	}
+	got.Err, want.Err = nil, nil
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("copied from the kept copy:\n%#v\nfrom the original:\n%#v", got, want)
+	}
+	if c.URL != "" || c.Target != nil || c.Body != nil || c.Header != nil {
+		t.Fatalf("the kept copy holds what no duplicate copies: %+v", c)
 	}
 }
