@@ -86,7 +86,7 @@ func (d *Deduper) Check(r *record.Record) {
 	}
 	first, seen := d.set.FirstOrAdd(hash, r.Index)
 	if !seen {
-		if r.Index <= maxIndex { // a later line could not find it
+		if r.Index <= maxIndex { // past it, the Set stores nothing for later lines to find
 			d.inflight[r.Index] = 0
 		}
 		return
@@ -120,7 +120,7 @@ func (d *Deduper) Passed(r *record.Record) {
 	e := &entry{rec: keptCopy(r), pins: waiting}
 	e.size = e.rec.Footprint() + entryOverhead
 	if waiting == 0 && e.size+keptMapBytes(len(d.kept)+1) > d.budget {
-		return // it would be the first to go
+		return // alone over the budget: keeping it would evict every other result, then it
 	}
 	d.kept[r.Index] = e
 	d.keptPeak = max(d.keptPeak, len(d.kept))
