@@ -493,6 +493,7 @@ func (r *run) stream(ctx context.Context, observe func(*record.Record)) (complet
 	var dd *dedupe.Deduper
 	if cfg.Dedupe {
 		dd = dedupe.New(dedupe.DefaultBudget)
+		defer dd.Close() // its table lives outside the Go heap
 	}
 	input := r.input
 	if r.resume != nil || dd != nil || cfg.Shard != nil {
