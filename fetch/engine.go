@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -16,16 +15,14 @@ import (
 	"time"
 
 	"golang.org/x/net/http/httpproxy"
-	"golang.org/x/net/http2"
 
 	"github.com/trawl-dev/trawl/fetch/internal/lean"
 )
 
 // The engines a Client can send requests with.
 const (
-	// EngineLean is trawl's own HTTP/1.1 client, with HTTP/2 through
-	// golang.org/x/net/http2 on the connections it dials: no goroutines
-	// or channel handoffs per request.
+	// EngineLean is trawl's own HTTP client, HTTP/1.1 and HTTP/2 on the
+	// connections it dials: no goroutines or channel handoffs per request.
 	EngineLean = "lean"
 	// EngineNet is Go's net/http Transport, for diagnosis and for servers
 	// the lean engine mishandles.
@@ -102,13 +99,6 @@ func h2Window(t *http.Transport) {
 type leanEngine struct{ c *lean.Client }
 
 func newLeanEngine(opts Options, dialTarget, dialProxy lean.DialFunc) (*leanEngine, error) {
-	t1 := &http.Transport{}
-	h2Window(t1)
-	h2t, err := http2.ConfigureTransports(t1)
-	if err != nil {
-		return nil, fmt.Errorf("setting up HTTP/2: %w", err)
-	}
-	h2t.MaxHeaderListSize = maxHeaderBytes
 	proxy := opts.Proxy
 	var choose func(*url.URL) (*url.URL, error)
 	if proxy != nil {
@@ -118,12 +108,13 @@ func newLeanEngine(opts Options, dialTarget, dialProxy lean.DialFunc) (*leanEngi
 		choose = func(u *url.URL) (*url.URL, error) { return env(u) }
 	}
 	return &leanEngine{c: lean.New(lean.Options{
-		DialTarget:       dialTarget,
-		DialProxy:        dialProxy,
-		Proxy:            choose,
-		TLS:              tlsConfig(opts),
-		HTTP2:            !opts.HTTP1,
-		H2:               h2t,
+		DialTarget: dialTarget,
+		DialProxy:  dialProxy,
+		Proxy:      choose,
+		TLS:        tlsConfig(opts),
+		HTTP2:      !opts.HTTP1,
+		H2: lean.H2Options{StreamWindow: h2StreamWindow, ConnWindow: h2ConnWindow,
+			ConnsPerHost: h2ConnsPerHost, Concurrency: opts.Concurrency},
 		HandshakeTimeout: opts.ConnectTimeout,
 		MaxIdlePerHost:   max(opts.Concurrency, 2),
 		IdleTimeout:      90 * time.Second,

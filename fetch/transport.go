@@ -76,6 +76,10 @@ const (
 	h2ConnWindow   = 4<<20 - 1 // net/http takes values below 4 MiB
 )
 
+// h2ConnsPerHost is how many HTTP/2 connections the lean engine spreads
+// one host's requests over.
+const h2ConnsPerHost = 1
+
 // newJar returns an in-memory cookie jar that keeps cookies to the domains
 // that set them, using the public suffix list.
 func newJar() http.CookieJar {

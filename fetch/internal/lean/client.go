@@ -2,9 +2,9 @@
 // is implemented here and runs synchronously on the caller's goroutine:
 // one write and one read per request on a pooled connection, buffers
 // reused, no goroutines or channel handoffs per request. When a server
-// negotiates HTTP/2 (ALPN), the connection the engine dialed is handed to
-// golang.org/x/net/http2, so dialing, the address policy and pooling have
-// one path for both protocols.
+// negotiates HTTP/2 (ALPN), the connection the engine dialed goes to its
+// own HTTP/2 client connection (h2.go), so dialing, the address policy and
+// pooling have one path for both protocols.
 //
 // Do sends one request and returns one response: redirects, retries,
 // cookies and limits belong to the caller.
@@ -12,7 +12,6 @@ package lean
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -29,7 +28,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"golang.org/x/net/http2"
 	"golang.org/x/net/idna"
 )
 
@@ -47,10 +45,10 @@ type Options struct {
 	Proxy func(*url.URL) (*url.URL, error)
 	// TLS is the base TLS configuration, cloned for each host.
 	TLS *tls.Config
-	// HTTP2 offers h2 during the TLS handshake; H2 is the transport whose
-	// settings the HTTP/2 connections use.
+	// HTTP2 offers h2 during the TLS handshake; H2 configures the HTTP/2
+	// connections.
 	HTTP2 bool
-	H2    *http2.Transport
+	H2    H2Options
 	// HandshakeTimeout bounds the TLS handshake (and a proxy's CONNECT).
 	HandshakeTimeout time.Duration
 	// MaxIdlePerHost bounds the idle connections kept for one host.
@@ -107,13 +105,13 @@ type Response struct {
 	Conn          ConnInfo
 
 	h1 header
-	h2 http.Header
+	h2 h2header
 }
 
 // Get returns the first value of a response header.
 func (r *Response) Get(name string) string {
 	if r.h2 != nil {
-		return r.h2.Get(name)
+		return r.h2.get(name)
 	}
 	return r.h1.get(name)
 }
@@ -121,7 +119,7 @@ func (r *Response) Get(name string) string {
 // Values returns every value of a response header.
 func (r *Response) Values(name string) []string {
 	if r.h2 != nil {
-		return r.h2.Values(name)
+		return r.h2.values(name)
 	}
 	return r.h1.values(name)
 }
@@ -129,7 +127,7 @@ func (r *Response) Values(name string) []string {
 // Header returns the response headers as a map (built on each call).
 func (r *Response) Header() http.Header {
 	if r.h2 != nil {
-		return r.h2
+		return r.h2.httpHeader()
 	}
 	return r.h1.httpHeader()
 }
@@ -140,8 +138,9 @@ type Client struct {
 
 	mu     sync.Mutex
 	idle   map[string][]*conn
-	h2     map[string][]*h2conn
+	h2     map[string]*h2host
 	closed bool
+	chunks sync.Pool // of *dataChunk, for HTTP/2 bodies
 
 	routeMu sync.Mutex
 	routes  map[routeKey]route // by scheme and host, with the proxy chosen
@@ -162,12 +161,6 @@ type watch struct {
 	stop  func() bool
 }
 
-// h2conn is an HTTP/2 connection, shared by concurrent requests.
-type h2conn struct {
-	cc   *http2.ClientConn
-	info ConnInfo
-}
-
 // New returns a Client.
 func New(opts Options) *Client {
 	if opts.MaxIdlePerHost < 1 {
@@ -182,24 +175,27 @@ func New(opts Options) *Client {
 	if opts.TLS == nil {
 		opts.TLS = &tls.Config{}
 	}
-	return &Client{opts: opts, idle: map[string][]*conn{}, h2: map[string][]*h2conn{},
+	opts.H2 = opts.H2.withDefaults()
+	c := &Client{opts: opts, idle: map[string][]*conn{}, h2: map[string]*h2host{},
 		routes: map[routeKey]route{}, watches: map[<-chan struct{}]*watch{}}
+	c.chunks.New = func() any { return new(dataChunk) }
+	return c
 }
 
 // CloseIdle closes the idle connections.
 func (c *Client) CloseIdle() {
 	c.mu.Lock()
 	idle, h2s := c.idle, c.h2
-	c.idle, c.h2 = map[string][]*conn{}, map[string][]*h2conn{}
+	c.idle, c.h2 = map[string][]*conn{}, map[string]*h2host{}
 	c.mu.Unlock()
 	for _, cs := range idle {
 		for _, cn := range cs {
 			cn.nc.Close()
 		}
 	}
-	for _, hs := range h2s {
-		for _, h := range hs {
-			h.cc.Close()
+	for _, h := range h2s {
+		for _, cc := range h.conns {
+			cc.close()
 		}
 	}
 }
@@ -276,20 +272,31 @@ func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	for attempt := 0; ; attempt++ {
-		h, err := c.takeH2(rt.key, req.OnConn)
+	for attempt, h2Tries := 0, 0; ; attempt++ {
+		h, dialing, err := c.takeH2(ctx, rt, req)
 		if err != nil {
 			return nil, err
 		}
 		if h != nil {
-			return c.doH2(ctx, h, req)
+			resp, err := c.doH2(ctx, h, req, true)
+			if c.retryH2(ctx, req, err, &h2Tries) {
+				continue
+			}
+			return resp, err
 		}
 		cn, err := c.getConn(ctx, rt, attempt > 0, req)
+		if dialing {
+			c.h2Dialed(rt.key, cn)
+		}
 		if err != nil {
 			return nil, err
 		}
 		if cn.h2 != nil {
-			return c.doH2(ctx, cn.h2, req)
+			resp, err := c.doH2(ctx, cn.h2, req, false)
+			if c.retryH2(ctx, req, err, &h2Tries) {
+				continue
+			}
+			return resp, err
 		}
 		resp, err := cn.roundTrip(ctx, c, req)
 		if err == nil {
@@ -312,85 +319,6 @@ func idempotent(method string) bool {
 		return true
 	}
 	return false
-}
-
-// takeH2 returns an HTTP/2 connection to the route's host that can take
-// another request, reserving the stream. The connection check runs
-// before the reservation, which cannot be given back unused.
-func (c *Client) takeH2(key string, onConn func(ConnInfo) error) (*h2conn, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	hs := c.h2[key]
-	if len(hs) == 0 {
-		return nil, nil
-	}
-	kept := hs[:0]
-	var found *h2conn
-	for _, h := range hs {
-		st := h.cc.State()
-		if st.Closed || st.Closing {
-			continue
-		}
-		kept = append(kept, h)
-		if found != nil || !h.cc.CanTakeNewRequest() {
-			continue
-		}
-		if onConn != nil {
-			if err := onConn(h.info); err != nil {
-				clear(hs[len(kept):])
-				c.h2[key] = kept
-				return nil, err
-			}
-		}
-		if h.cc.ReserveNewRequest() {
-			found = h
-		}
-	}
-	clear(hs[len(kept):])
-	c.h2[key] = kept
-	return found, nil
-}
-
-// doH2 sends a request on an HTTP/2 connection with a reserved stream.
-func (c *Client) doH2(ctx context.Context, h *h2conn, req *Request) (*Response, error) {
-	cc, info := h.cc, h.info
-	var cancel context.CancelFunc
-	if !req.Deadline.IsZero() {
-		ctx, cancel = context.WithDeadline(ctx, req.Deadline)
-	} else {
-		ctx, cancel = context.WithCancel(ctx)
-	}
-	// The URL is used as parsed: its string form may not parse again with
-	// net/url (a stray % in the path).
-	hr, err := http.NewRequestWithContext(ctx, req.Method, "https://placeholder/", nil)
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	hr.URL, hr.Host = req.URL, req.URL.Host
-	for k, vs := range req.Header {
-		hr.Header[k] = vs
-	}
-	if req.Host != "" {
-		hr.Host = req.Host
-	}
-	if req.Body != nil {
-		body := req.Body
-		hr.Body = io.NopCloser(bytes.NewReader(body))
-		hr.ContentLength = int64(len(body))
-		hr.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	}
-	resp, err := cc.RoundTrip(hr)
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	h2h := resp.Header
-	if h2h == nil {
-		h2h = http.Header{}
-	}
-	return &Response{Status: resp.StatusCode, Proto: resp.Proto, ContentLength: resp.ContentLength,
-		Body: cancelOnClose{resp.Body, cancel}, Conn: info, h2: h2h}, nil
 }
 
 // getConn returns an idle connection for the route, or dials one. fresh
@@ -470,26 +398,19 @@ func (c *Client) dial(ctx context.Context, rt route, req *Request) (*conn, error
 		}
 		st := tc.ConnectionState()
 		cn.nc, cn.info.TLS = tc, &st
-		if st.NegotiatedProtocol == "h2" && c.opts.H2 != nil {
-			cc, err := c.opts.H2.NewClientConn(tc)
+		if st.NegotiatedProtocol == "h2" && c.opts.HTTP2 {
+			if req.OnConn != nil {
+				if err := req.OnConn(cn.info); err != nil {
+					tc.Close()
+					return nil, err
+				}
+			}
+			h, err := c.newH2(tc, rt.key, cn.info)
 			if err != nil {
 				tc.Close()
 				return nil, err
 			}
-			if req.OnConn != nil {
-				if err := req.OnConn(cn.info); err != nil {
-					cc.Close()
-					return nil, err
-				}
-			}
-			cc.ReserveNewRequest()
-			info := cn.info
-			info.Reused = true // later requests share it
-			h := &h2conn{cc: cc, info: info}
-			c.mu.Lock()
-			c.h2[rt.key] = append(c.h2[rt.key], h)
-			c.mu.Unlock()
-			cn.h2 = &h2conn{cc: cc, info: cn.info}
+			cn.h2 = h
 			return cn, nil
 		}
 	}
@@ -853,18 +774,6 @@ func asciiHost(host string) (string, error) {
 		}
 	}
 	return host, nil
-}
-
-// cancelOnClose ends a request's context when its body is closed.
-type cancelOnClose struct {
-	io.ReadCloser
-	cancel func()
-}
-
-func (b cancelOnClose) Close() error {
-	err := b.ReadCloser.Close()
-	b.cancel()
-	return err
 }
 
 type eofReader struct{}

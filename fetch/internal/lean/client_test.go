@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
-	"golang.org/x/net/http2"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -27,16 +26,10 @@ var plainDialer = &net.Dialer{Timeout: 5 * time.Second}
 
 func newTestClient(t *testing.T, mod func(*Options)) *Client {
 	t.Helper()
-	t1 := &http.Transport{}
-	h2t, err := http2.ConfigureTransports(t1)
-	if err != nil {
-		t.Fatal(err)
-	}
 	o := Options{
 		DialTarget:     plainDialer.DialContext,
 		DialProxy:      plainDialer.DialContext,
 		TLS:            &tls.Config{InsecureSkipVerify: true},
-		H2:             h2t,
 		MaxIdlePerHost: 8,
 	}
 	if mod != nil {
