@@ -195,7 +195,7 @@ func (c *Client) CloseIdle() {
 	}
 	for _, h := range h2s {
 		for _, cc := range h.conns {
-			cc.close()
+			cc.fail(errClosed)
 		}
 	}
 }

@@ -80,6 +80,8 @@ const (
 	// flushAt is how much a writer of a long request body gathers before
 	// it sends, so that the write buffer stays small.
 	flushAt = 64 << 10
+	// maxPending bounds the control frames waiting to be written.
+	maxPending = 4096
 )
 
 func (o H2Options) withDefaults() H2Options {
@@ -318,7 +320,6 @@ func (c *Client) newH2(nc net.Conn, key string, info ConnInfo) (*h2conn, error) 
 		recvConn:      int64(o.ConnWindow),
 		peerMaxFrame:  maxFrameSize,
 		lower:         map[string]string{},
-		loopDone:      make(chan struct{}),
 		wsem:          make(chan struct{}, 1),
 	}
 	cc.info = info
@@ -391,6 +392,9 @@ type h2conn struct {
 	// loop, readers giving back window, cancelled streams); whoever holds
 	// wmu next sends them.
 	npending atomic.Int32
+	// peerMaxStreams is the server's MAX_CONCURRENT_STREAMS once it has
+	// said, for the pool to remember for the host.
+	peerMaxStreams atomic.Int64
 
 	// The read loop's own.
 	br       *bufio.Reader
@@ -399,11 +403,10 @@ type h2conn struct {
 	woken    []*h2stream
 	batch    uint64
 	ctl      []ctlFrame
-	recvConn int64 // what the server may still send on the connection
-	unacked  int64 // received and not yet given back
-	settled  bool  // the server's first SETTINGS arrived
-	frames   atomic.Uint64
-	loopDone chan struct{}
+	recvConn int64         // what the server may still send on the connection
+	unacked  int64         // received and not yet given back
+	settled  bool          // the server's first SETTINGS arrived
+	frames   atomic.Uint64 // read, for telling a silent server
 
 	mu            sync.Mutex
 	streams       map[uint32]*h2stream
@@ -417,12 +420,9 @@ type h2conn struct {
 	goAway        bool
 	goAwayID      uint32
 	unusable      bool // takes no more streams
-	// peerMaxStreams is the server's MAX_CONCURRENT_STREAMS once it has
-	// said, for the pool to remember for the host.
-	peerMaxStreams atomic.Int64
-	closed         bool
-	err            error
-	idleSince      time.Time
+	closed        bool
+	err           error
+	idleSince     time.Time
 	// One context watch shared by the streams of one context (a run's
 	// workers share one), so that cancelling it interrupts a blocked
 	// write without a registration per request.
@@ -592,8 +592,15 @@ func (cc *h2conn) queueControl(fs ...ctlFrame) {
 		return
 	}
 	cc.pending = append(cc.pending, fs...)
-	cc.npending.Store(int32(len(cc.pending)))
+	n := len(cc.pending)
+	cc.npending.Store(int32(n))
 	cc.mu.Unlock()
+	if n > maxPending {
+		// A server that sends PINGs or SETTINGS faster than it takes our
+		// answers would otherwise grow this queue without end.
+		cc.fail(h2Error(http2.ErrCodeEnhanceYourCalm, "the server sent more than %d control frames without reading the answers", maxPending))
+		return
+	}
 	if cc.tryLock() {
 		cc.waiting.Add(1)
 		cc.unlockWrite(time.Now().Add(controlTimeout))
@@ -647,11 +654,18 @@ func (cc *h2conn) flush(dl time.Time) error {
 		cc.wbuf.b = cc.wbuf.b[:0]
 	}
 	if err != nil {
-		err = fmt.Errorf("%w: %w", errWrite, err)
-		cc.fail(err)
-		return err
+		cc.fail(fmt.Errorf("%w: %w", errWrite, err))
+		return cc.cause()
 	}
 	return nil
+}
+
+// cause is why the connection failed: when the write failed because
+// another party closed it, the reason that party gave.
+func (cc *h2conn) cause() error {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return cc.err
 }
 
 // interruptWrites wakes a write in progress, for a cancelled context.
@@ -675,6 +689,7 @@ func (cc *h2conn) fail(err error) {
 		delete(cc.streams, id)
 	}
 	cc.pending = nil
+	cc.npending.Store(0)
 	cc.mu.Unlock()
 	// The TCP connection itself: closing the TLS layer would first send
 	// close_notify, a write that waits up to 5 seconds on a peer that
@@ -776,12 +791,7 @@ func (cc *h2conn) writeHead(s *h2stream, req *Request) ([]byte, error) {
 	cc.streams[id] = s
 	cc.mu.Unlock()
 
-	block, err := cc.encodeHeaders(req)
-	if err != nil {
-		// Nothing was encoded: the stream is never sent, which HTTP/2
-		// allows (a later stream's HEADERS closes it implicitly).
-		return nil, err
-	}
+	block := cc.encodeHeaders(req)
 	endStream := req.Body == nil || len(req.Body) == 0
 	first := true
 	for first || len(block) > 0 {
@@ -839,7 +849,7 @@ func (cc *h2conn) writeData(s *h2stream, body []byte) ([]byte, error) {
 }
 
 // encodeHeaders encodes the request's header block. Called with wmu.
-func (cc *h2conn) encodeHeaders(req *Request) ([]byte, error) {
+func (cc *h2conn) encodeHeaders(req *Request) []byte {
 	u := req.URL
 	authority := req.Host
 	if authority == "" {
@@ -874,7 +884,7 @@ func (cc *h2conn) encodeHeaders(req *Request) ([]byte, error) {
 	if req.Body != nil {
 		write("content-length", strconv.Itoa(len(req.Body)), false)
 	}
-	return cc.hbuf.Bytes(), nil
+	return cc.hbuf.Bytes()
 }
 
 // lowerName returns a header name as HTTP/2 writes it, lowercased,
@@ -967,9 +977,6 @@ func (cc *h2conn) finish(s *h2stream) {
 		cc.fail(errClosed)
 	}
 }
-
-// close closes the connection, failing what is open on it.
-func (cc *h2conn) close() { cc.fail(errClosed) }
 
 // isProtocol reports a ProtocolError: a server that broke the protocol.
 func isProtocol(err error) bool {

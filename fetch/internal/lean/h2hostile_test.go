@@ -18,10 +18,17 @@ import (
 
 // TestH2GoAwayMidRun: a GOAWAY fails the streams above its last stream
 // with an error that sends them again, on a new connection; the streams
-// below it are answered; the old connection takes no new streams.
+// below it are answered; the old connection, while it finishes them,
+// takes no new streams.
 func TestH2GoAwayMidRun(t *testing.T) {
 	var mu sync.Mutex
-	seen := map[int][]uint32{} // streams per connection
+	seen := map[int][]string{} // paths per connection
+	note := func(conn int, path string) {
+		mu.Lock()
+		seen[conn] = append(seen[conn], path)
+		mu.Unlock()
+	}
+	release := make(chan struct{}) // lets the first connection finish
 	srv := startH2(t, func(p *h2peer) {
 		if !p.handshake() {
 			return
@@ -32,9 +39,7 @@ func TestH2GoAwayMidRun(t *testing.T) {
 				if !ok {
 					return
 				}
-				mu.Lock()
-				seen[p.n] = append(seen[p.n], r.stream)
-				mu.Unlock()
+				note(p.n, r.header[":path"])
 				p.respond(r.stream, "200", "second:"+r.header[":path"])
 			}
 		}
@@ -44,18 +49,30 @@ func TestH2GoAwayMidRun(t *testing.T) {
 			if !ok {
 				return
 			}
+			note(1, r.header[":path"])
 			reqs = append(reqs, r)
 		}
-		mu.Lock()
-		for _, r := range reqs {
-			seen[1] = append(seen[1], r.stream)
-		}
-		mu.Unlock()
 		p.fr.WriteGoAway(reqs[1].stream, http2.ErrCodeNo, nil)
-		for _, r := range reqs[:2] {
+		p.respond(reqs[0].stream, "200", "first:"+reqs[0].header[":path"])
+		// The second stream stays open until the test has sent another
+		// request, which must not come here.
+		late := make(chan h2Request, 1)
+		p.wg.Go(func() {
+			if r, ok := p.readRequest(); ok {
+				note(1, r.header[":path"])
+				late <- r
+			}
+		})
+		select {
+		case <-release:
+		case r := <-late:
 			p.respond(r.stream, "200", "first:"+r.header[":path"])
+			<-release
+		case <-p.done:
+			return
 		}
-		p.drain()
+		p.respond(reqs[1].stream, "200", "first:"+reqs[1].header[":path"])
+		<-p.done
 	})
 	c := h2Client(t, func(o *Options) { o.H2 = H2Options{Concurrency: 3} })
 	var wg sync.WaitGroup
@@ -69,6 +86,17 @@ func TestH2GoAwayMidRun(t *testing.T) {
 			bodies[i] = body
 		})
 	}
+	// Once the streams above the GOAWAY went to a second connection, a
+	// new request must go there too, not to the first, still open.
+	waitFor(t, "a stream sent again", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen[2]) == 1
+	})
+	if _, body, err := get(t, c, srv.URL+"/after"); err != nil || body != "second:/after" {
+		t.Errorf("after GOAWAY: %q %v", body, err)
+	}
+	close(release)
 	wg.Wait()
 	firsts, seconds := 0, 0
 	for _, b := range bodies {
@@ -82,14 +110,10 @@ func TestH2GoAwayMidRun(t *testing.T) {
 	if firsts != 2 || seconds != 1 {
 		t.Errorf("answers %q: want two from the first connection, one sent again on the second", bodies)
 	}
-	// A request after the GOAWAY goes to the new connection.
-	if _, body, err := get(t, c, srv.URL+"/after"); err != nil || body != "second:/after" {
-		t.Errorf("after GOAWAY: %q %v", body, err)
-	}
 	mu.Lock()
 	defer mu.Unlock()
 	if len(seen[1]) != 3 || srv.conns.Load() != 2 {
-		t.Errorf("streams per connection %v over %d connections", seen, srv.conns.Load())
+		t.Errorf("paths per connection %v over %d connections", seen, srv.conns.Load())
 	}
 }
 
@@ -262,6 +286,7 @@ func TestH2FlowControlAndSettings(t *testing.T) {
 		mu       sync.Mutex
 		problems []string
 		maxOpen  int
+		pinged   = map[int]bool{} // connections whose PING was answered
 	)
 	problem := func(format string, args ...any) {
 		mu.Lock()
@@ -304,6 +329,9 @@ func TestH2FlowControlAndSettings(t *testing.T) {
 				if !f.IsAck() || f.Data != [8]byte{1, 2, 3, 4, 5, 6, 7, 8} {
 					problem("PING answered with %v", f)
 				}
+				mu.Lock()
+				pinged[p.n] = true
+				mu.Unlock()
 			case *http2.HeadersFrame, *http2.ContinuationFrame:
 				hc := f.(interface {
 					HeaderBlockFragment() []byte
@@ -365,13 +393,18 @@ func TestH2FlowControlAndSettings(t *testing.T) {
 		wg.Go(func() {
 			size := window*i + 500
 			_, body, err := do(t, c, &Request{Method: http.MethodPost, URL: mustURL(t, srv.URL+"/"), Body: make([]byte, size),
-				Header: http.Header{"X-Repeat": {"same value each time"}, "X-Big": {strings.Repeat("b", 20000)}}})
+				Header: http.Header{"X-Repeat": {"same value each time"}, "X-Big": {strings.Repeat("b", 40000)}}})
 			if err != nil || body != "done" {
 				t.Errorf("body of %d: %q %v", size, body, err)
 			}
 		})
 	}
 	wg.Wait()
+	waitFor(t, "every connection's PING answered", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(pinged) == int(srv.conns.Load())
+	})
 	mu.Lock()
 	defer mu.Unlock()
 	for _, p := range problems {
@@ -431,6 +464,9 @@ func TestH2MalformedResponses(t *testing.T) {
 		check   func(err error) bool
 	}{
 		"no status": {func(p *h2peer, id uint32) {
+			p.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: p.block("x", "y"), EndHeaders: true})
+		}, isProtocol},
+		"no status, ending the stream": {func(p *h2peer, id uint32) {
 			p.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: p.block("x", "y"), EndHeaders: true, EndStream: true})
 		}, isProtocol},
 		"uppercase name": {func(p *h2peer, id uint32) {
@@ -483,5 +519,38 @@ func TestH2MalformedResponses(t *testing.T) {
 				t.Errorf("err = %v", err)
 			}
 		})
+	}
+}
+
+// TestH2ControlFlood: a server that sends PINGs without end while it
+// reads nothing cannot make the client queue answers without end: the
+// connection fails as a protocol error.
+func TestH2ControlFlood(t *testing.T) {
+	srv := startH2(t, func(p *h2peer) {
+		if !p.handshake(http2.Setting{ID: http2.SettingInitialWindowSize, Val: maxWindow}) {
+			return
+		}
+		p.fr.WriteWindowUpdate(0, maxWindow-initialWindow)
+		// Reads nothing more: the client's request body fills the socket
+		// and blocks its writer, and every PING's answer must queue.
+		for i := 0; ; i++ {
+			select {
+			case <-p.done:
+				return
+			default:
+			}
+			if err := p.fr.WritePing(false, [8]byte{byte(i)}); err != nil {
+				return
+			}
+		}
+	})
+	c := h2Client(t, nil)
+	var err error
+	within(t, 10*time.Second, "a PING flood", func() {
+		_, _, err = do(t, c, &Request{Method: http.MethodPost, URL: mustURL(t, srv.URL+"/"), Body: make([]byte, 64<<20),
+			Deadline: time.Now().Add(8 * time.Second)})
+	})
+	if !isProtocol(err) || !contains(err, "control frames") {
+		t.Errorf("err = %v, want a protocol error about control frames", err)
 	}
 }

@@ -23,7 +23,6 @@ func h2Error(code http2.ErrCode, format string, args ...any) error {
 // readLoop reads the connection's frames until it fails or is closed,
 // then fails what is still open on it.
 func (cc *h2conn) readLoop() {
-	defer close(cc.loopDone)
 	cc.batch = 1
 	err := cc.readFrames()
 	cc.fail(err)

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/textproto"
-	"os"
 	"sync"
 	"time"
 
@@ -259,6 +258,11 @@ func (b *h2body) Read(p []byte) (int, error) {
 	}
 	for {
 		s.mu.Lock()
+		if s.drop {
+			// HEAD, 204, 304: no body, whatever the server sends.
+			s.mu.Unlock()
+			return 0, io.EOF
+		}
 		if s.buf.n > 0 {
 			n := s.buf.read(s.cc.c, p)
 			s.unrefunded += int64(n)
@@ -324,12 +328,6 @@ func (b *h2body) Close() error {
 	}
 	s.cc.finish(s)
 	return nil
-}
-
-// SpliceTo writes the rest of the body to f, straight from the stream's
-// buffer.
-func (b *h2body) SpliceTo(f *os.File) (int64, error) {
-	return io.Copy(writerOnly{f}, readerOnly{b})
 }
 
 // h2header is an HTTP/2 response's header fields as received: names in
