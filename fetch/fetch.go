@@ -336,12 +336,12 @@ func (c *Client) attempt(ctx context.Context, r *record.Record) attemptResult {
 	var guard *hopGuard
 	u := r.Target
 	req := &outRequest{method: c.opts.Method, url: u, host: c.host, header: c.header, body: c.opts.Body, deadline: deadline}
-	if r.ReqBody != nil {
-		req.body = r.ReqBody
+	if b := r.ReqBody(); b != nil {
+		req.body = b
 	}
-	if r.ReqHeader != nil {
+	if h := r.ReqHeader(); h != nil {
 		req.header = c.header.Clone()
-		for k, vs := range r.ReqHeader {
+		for k, vs := range h {
 			req.header[k] = vs
 		}
 	}

@@ -3,6 +3,7 @@ package fetch
 import (
 	"bytes"
 	"crypto/rand"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -32,10 +33,21 @@ func (p *plainFile) Write(b []byte) (int, error) { return p.f.Write(b) }
 
 func (p *plainFile) ReadFrom(r io.Reader) (int64, error) {
 	p.read = true
-	if s, ok := r.(interface{ SpliceTo(*os.File) (int64, error) }); ok {
-		return s.SpliceTo(p.f)
+	s, ok := r.(interface {
+		SpliceTo(*os.File, int64) (int64, error)
+	})
+	if !ok {
+		return 0, errors.New("the body offers no SpliceTo")
 	}
-	return p.f.ReadFrom(r)
+	// In steps smaller than the body, as the output directory's files do.
+	var total int64
+	for {
+		n, err := s.SpliceTo(p.f, 1<<20)
+		total += n
+		if err != nil || n < 1<<20 {
+			return total, err
+		}
+	}
 }
 
 func (p *plainFile) Commit(r *record.Record) error { r.File = p.f.Name(); return p.f.Close() }

@@ -311,31 +311,11 @@ func (l limiter) Observe(u *url.URL, status int, h interface{ Get(string) string
 }
 
 // storeAdapter lets a sink.Dir serve as fetch's BodyStore; the two packages
-// do not know each other. It counts the bytes saved as they arrive, so that
-// progress moves while large bodies are still downloading.
-type storeAdapter struct {
-	dir   *sink.Dir
-	stats *stats.Stats
-}
+// do not know each other.
+type storeAdapter struct{ dir *sink.Dir }
 
 func (s storeAdapter) Create(r *record.Record) (fetch.BodyFile, error) {
-	f, err := s.dir.Create(r)
-	if err != nil {
-		return nil, err
-	}
-	return countedFile{f, s.stats}, nil
-}
-
-// countedFile is a body being saved that reports its bytes to the stats.
-type countedFile struct {
-	fetch.BodyFile
-	stats *stats.Stats
-}
-
-func (f countedFile) Write(p []byte) (int, error) {
-	n, err := f.BodyFile.Write(p)
-	f.stats.Received(n)
-	return n, err
+	return s.dir.Create(r)
 }
 
 // autoWindow is the reorder window when none is set: 16 records per
@@ -454,6 +434,9 @@ func (r *run) stream(ctx context.Context, observe func(*record.Record)) (complet
 		dir, err := sink.OpenDir(cfg.OutputDir, tmpl, sink.DirOptions{
 			Output: cfg.Output, Atomic: cfg.Atomic, Resume: r.resume, Digest: cfg.digest(),
 			Reserved: []string{cfg.StatsFile, cfg.MetricsFile, cfg.LogFile, cfg.LockFile},
+			// Bytes count as they arrive, so that progress moves while
+			// large bodies are still downloading.
+			OnSave: r.stats.Received,
 		})
 		if err != nil {
 			return false, err
@@ -465,7 +448,7 @@ func (r *run) stream(ctx context.Context, observe func(*record.Record)) (complet
 				err = cerr
 			}
 		}()
-		fo.Store = storeAdapter{dir, r.stats}
+		fo.Store = storeAdapter{dir}
 	}
 	out, err := sink.Create(cfg.Output, cfg.Stdout, sink.OutputOptions{Atomic: cfg.Atomic, Append: r.resume != nil})
 	if err != nil {

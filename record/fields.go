@@ -133,13 +133,13 @@ var fields = []Field{
 	{Name: "blake3", In: func(l Layout) bool { return l.Files && l.Digest == "blake3" }, Get: fileDigest,
 		Copy: func(d, o *Record) { d.FileDigest = o.FileDigest }},
 	// A row's own data: a duplicate keeps its own.
-	{Name: "row", In: func(l Layout) bool { return l.Row }, Get: func(r *Record) Value { return strIf(r.RowHash, r.RowHash != "") }},
+	{Name: "row", In: func(l Layout) bool { return l.Row }, Get: func(r *Record) Value { return strIf(r.RowHash(), r.RowHash() != "") }},
 	{Name: "input", In: func(l Layout) bool { return l.InputColumns != nil || l.InputVaries }, CSVColumns: func(l Layout) []string { return l.InputColumns },
 		Get: func(r *Record) Value {
-			if r.Input == nil {
+			if r.Kept() == nil {
 				return Value{}
 			}
-			return Value{Kind: Any, V: r.Input}
+			return Value{Kind: Any, V: r.Kept()}
 		}},
 }
 

@@ -125,15 +125,10 @@ type Record struct {
 	// column list. A nil entry means the transform did not run or found nothing.
 	Values []any
 
-	// Input holds the kept columns of a structured input row.
-	Input *Input
-	// RowHash identifies a structured input row, for --resume.
-	RowHash string
-	// ReqHeader and ReqBody are this record's own request headers and
-	// body, made from its row by templates; they add to, or replace, the
-	// run's.
-	ReqHeader http.Header
-	ReqBody   []byte
+	// Row is what the record's input row adds beyond a URL; nil for a
+	// plain line without templates. One pointer, so that the common
+	// record stays small.
+	Row *Row
 
 	// Target is the parsed URL to fetch; nil when the line is not a valid URL.
 	Target *url.URL
@@ -141,6 +136,50 @@ type Record struct {
 	Body []byte
 	// Header is the final response's header. Dropped after transforms.
 	Header http.Header
+}
+
+// Row is what a structured row, or a row's templates, give its record.
+type Row struct {
+	// Hash identifies a structured input row, for --resume.
+	Hash string
+	// Input holds the kept columns.
+	Input *Input
+	// Header and Body are the record's own request headers and body, made
+	// from its row by templates; they add to, or replace, the run's.
+	Header http.Header
+	Body   []byte
+}
+
+// RowHash returns the hash of the record's structured row, or "".
+func (r *Record) RowHash() string {
+	if r.Row == nil {
+		return ""
+	}
+	return r.Row.Hash
+}
+
+// Kept returns the kept columns of the record's row, or nil.
+func (r *Record) Kept() *Input {
+	if r.Row == nil {
+		return nil
+	}
+	return r.Row.Input
+}
+
+// ReqHeader returns the request headers the record's row made, or nil.
+func (r *Record) ReqHeader() http.Header {
+	if r.Row == nil {
+		return nil
+	}
+	return r.Row.Header
+}
+
+// ReqBody returns the request body the record's row made, or nil.
+func (r *Record) ReqBody() []byte {
+	if r.Row == nil {
+		return nil
+	}
+	return r.Row.Body
 }
 
 // Input is the kept columns of an input row: their names when the row has
@@ -155,8 +194,8 @@ type Input struct {
 // Identity is what --resume compares a record by: its row's hash for a
 // structured row, else the URL as read.
 func (r *Record) Identity() string {
-	if r.RowHash != "" {
-		return r.RowHash
+	if h := r.RowHash(); h != "" {
+		return h
 	}
 	return r.URL
 }
@@ -192,7 +231,7 @@ func (r *Record) ErrorText() string {
 // own, except the parsed URL's that point into the line.
 func (r *Record) Footprint() int64 {
 	n := allocSize(int64(unsafe.Sizeof(*r)))
-	for _, s := range []string{r.URL, r.FinalURL, r.Proto, r.ContentType, r.File, r.FileDigest, r.RowHash} {
+	for _, s := range []string{r.URL, r.FinalURL, r.Proto, r.ContentType, r.File, r.FileDigest} {
 		n += allocSize(int64(len(s)))
 	}
 	if u := r.Target; u != nil {
@@ -204,12 +243,15 @@ func (r *Record) Footprint() int64 {
 			n += 48 + int64(len(u.User.String()))
 		}
 	}
-	n += allocSize(int64(cap(r.Body))) + allocSize(int64(cap(r.ReqBody)))
-	n += headerFootprint(r.ReqHeader)
-	if in := r.Input; in != nil {
-		n += allocSize(int64(unsafe.Sizeof(*in))) + allocSize(16*int64(cap(in.Values)))
-		for _, v := range in.Values {
-			n += ValueFootprint(v)
+	n += allocSize(int64(cap(r.Body)))
+	if row := r.Row; row != nil {
+		n += allocSize(int64(unsafe.Sizeof(*row))) + allocSize(int64(len(row.Hash))) + allocSize(int64(cap(row.Body)))
+		n += headerFootprint(row.Header)
+		if in := row.Input; in != nil {
+			n += allocSize(int64(unsafe.Sizeof(*in))) + allocSize(16*int64(cap(in.Values)))
+			for _, v := range in.Values {
+				n += ValueFootprint(v)
+			}
 		}
 	}
 	n += headerFootprint(r.Header)

@@ -33,6 +33,7 @@ type Dir struct {
 	// run writes inside the directory; no body may take them.
 	reserved []string
 	journal  *journal
+	onSave   func(n int)
 }
 
 // DirOptions describes the rest of the run a Dir saves bodies for.
@@ -54,6 +55,9 @@ type DirOptions struct {
 	Reserved []string
 	// Digest is the hash saved bodies get; "" means SHA256.
 	Digest Digest
+	// OnSave, when set, is told of every step of bytes saved, as they
+	// arrive (for progress), however they come: written, or spliced.
+	OnSave func(n int)
 }
 
 // OpenDir creates dir if needed and prepares it for saving bodies named by
@@ -74,7 +78,11 @@ func OpenDir(dir string, tmpl Template, opts DirOptions) (*Dir, error) {
 	if opts.Digest == "" {
 		opts.Digest = SHA256
 	}
-	d := &Dir{root: root, tmpl: tmpl, digest: opts.Digest, reserved: reservedNames(dir, append([]string{opts.Output}, opts.Reserved...))}
+	d := &Dir{root: root, tmpl: tmpl, digest: opts.Digest, onSave: opts.OnSave,
+		reserved: reservedNames(dir, append([]string{opts.Output}, opts.Reserved...))}
+	if d.onSave == nil {
+		d.onSave = func(int) {}
+	}
 	output := outputIdentity(opts.Output)
 	if err := d.recoverJournals(output, opts); err != nil {
 		root.Close()
@@ -189,6 +197,7 @@ type PartialFile struct {
 // Write appends to the partial file.
 func (p *PartialFile) Write(b []byte) (int, error) {
 	n := 0
+	defer func() { p.dir.onSave(n) }()
 	for len(b) > 0 {
 		k := min(cap(p.buf)-len(p.buf), len(b))
 		p.buf = append(p.buf, b[:k]...)
@@ -229,15 +238,34 @@ func (p *PartialFile) ReadFrom(r io.Reader) (int64, error) {
 			return 0, err
 		}
 	}
-	var n int64
-	var err error
-	if s, ok := r.(interface{ SpliceTo(*os.File) (int64, error) }); ok {
-		n, err = s.SpliceTo(p.f)
-	} else {
-		n, err = p.f.ReadFrom(r)
+	s, ok := r.(interface {
+		SpliceTo(f *os.File, max int64) (int64, error)
+	})
+	if !ok {
+		s = fileReader{r}
 	}
-	p.size += n
-	return n, err
+	// In steps, so that progress moves while a large body arrives.
+	var total int64
+	for {
+		n, err := s.SpliceTo(p.f, spliceStep)
+		total += n
+		p.size += n
+		p.dir.onSave(int(n))
+		if err != nil || n < spliceStep {
+			return total, err
+		}
+	}
+}
+
+// spliceStep is how much one step of ReadFrom saves at most.
+const spliceStep = 4 << 20
+
+// fileReader reads into a file by the file's own ReadFrom, a step at a
+// time, for a reader that cannot splice.
+type fileReader struct{ r io.Reader }
+
+func (f fileReader) SpliceTo(file *os.File, max int64) (int64, error) {
+	return file.ReadFrom(&io.LimitedReader{R: f.r, N: max})
 }
 
 // writerOnly hides a writer's ReadFrom, for io.Copy inside it.

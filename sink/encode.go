@@ -220,7 +220,7 @@ func (e *csvEncoder) Encode(r *record.Record) error {
 	for _, f := range e.fields {
 		if f.CSVColumns != nil {
 			for i := range f.CSVColumns(e.layout) {
-				e.row[n] = r.Input.Cell(i)
+				e.row[n] = r.Kept().Cell(i)
 				n++
 			}
 			continue

@@ -74,7 +74,7 @@ func TestJSONLStaysValidWhateverTheInput(t *testing.T) {
 
 func TestKeptInputColumns(t *testing.T) {
 	rec := func(in *record.Input) *record.Record {
-		return &record.Record{Index: 1, URL: "http://a.test/", RowHash: "ab12", Input: in}
+		return &record.Record{Index: 1, URL: "http://a.test/", Row: &record.Row{Hash: "ab12", Input: in}}
 	}
 	csvRow := rec(&record.Input{Names: []string{"id", "note"}, Values: []any{"7", "a <b> & \"c\"\nd"}})
 	jsonRow := rec(&record.Input{Names: []string{"n", "tags", "gone"}, Values: []any{json.RawMessage("1.50"), json.RawMessage(`[ "x", {"k" : 1} ]`), nil}})

@@ -894,17 +894,18 @@ func (b *body) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// SpliceTo writes the rest of the body to f: what the connection's buffer
-// holds, then, for a body of known length, the rest straight from the
-// socket, which f reads itself (on Linux a TCP connection's bytes then go
-// to the file by splice(2), never through user space).
-func (b *body) SpliceTo(f *os.File) (int64, error) {
+// SpliceTo writes up to max bytes of the rest of the body to f: what the
+// connection's buffer holds, then, for a body of known length, the rest
+// straight from the socket, which f reads itself (on Linux a TCP
+// connection's bytes then go to the file by splice(2), never through user
+// space). Fewer than max bytes and no error means the body ended.
+func (b *body) SpliceTo(f *os.File, max int64) (int64, error) {
 	fb, ok := b.r.(*fixedBody)
 	if !ok || b.closed {
-		return io.Copy(writerOnly{f}, readerOnly{b})
+		return io.Copy(writerOnly{f}, &io.LimitedReader{R: readerOnly{b}, N: max})
 	}
 	var n int64
-	if k := min(int64(b.cn.br.Buffered()), fb.remain); k > 0 {
+	if k := min(int64(b.cn.br.Buffered()), fb.remain, max); k > 0 {
 		m, err := io.CopyN(writerOnly{f}, b.cn.br, k)
 		n += m
 		fb.remain -= m
@@ -912,18 +913,20 @@ func (b *body) SpliceTo(f *os.File) (int64, error) {
 			return n, err
 		}
 	}
-	if fb.remain > 0 {
-		m, err := f.ReadFrom(&io.LimitedReader{R: b.cn.nc, N: fb.remain})
+	if want := min(fb.remain, max-n); want > 0 {
+		m, err := f.ReadFrom(&io.LimitedReader{R: b.cn.nc, N: want})
 		n += m
 		fb.remain -= m
 		if err != nil {
 			return n, err
 		}
-		if fb.remain > 0 {
+		if m < want {
 			return n, io.ErrUnexpectedEOF
 		}
 	}
-	b.eof = true
+	if fb.remain == 0 {
+		b.eof = true
+	}
 	return n, nil
 }
 
