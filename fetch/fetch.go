@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -345,6 +346,15 @@ func (c *Client) attempt(ctx context.Context, r *record.Record) attemptResult {
 			req.header[k] = vs
 		}
 	}
+	kept, keptValidator, resumable := c.keptPart(r, req)
+	if kept > 0 {
+		// Ask for the rest only, unless the body changed since (If-Range).
+		withRange := *req
+		withRange.header = req.header.Clone()
+		withRange.header.Set("Range", "bytes="+strconv.FormatInt(kept, 10)+"-")
+		withRange.header.Set("If-Range", keptValidator)
+		req = &withRange
+	}
 	var resp *response
 	for hops := 0; ; hops++ {
 		if hops > 0 && c.opts.Limiter != nil {
@@ -415,18 +425,36 @@ func (c *Client) attempt(ctx context.Context, r *record.Record) attemptResult {
 	r.Body, r.Bytes, r.WireBytes, r.Truncated = nil, 0, 0, false
 	r.File, r.FileDigest = "", ""
 
-	accepted := c.opts.Accept.Contains(resp.status)
+	var from BodyStart
+	if kept > 0 {
+		if res, ok := c.continues(resp, kept, r); !ok {
+			return res
+		}
+		if resp.status == http.StatusPartialContent {
+			from.Offset = kept
+		}
+	}
+	if resumable && resp.header.Get("Content-Encoding") == "" && (resp.status == http.StatusOK || from.Offset > 0) {
+		from.Validator = validator(resp.header)
+	}
+	// A continued body stands for the whole one, which would have been 200.
+	accepted := c.opts.Accept.Contains(resp.status) || from.Offset > 0 && c.opts.Accept.Contains(http.StatusOK)
 	var file BodyFile
 	var err error
 	if accepted && c.opts.Store != nil && req.method != http.MethodHead {
-		if file, err = c.opts.Store.Create(r); err != nil {
+		if file, err = c.opts.Store.Create(r, from); err != nil {
 			return attemptResult{err: &SaveError{Err: err}}
 		}
 	}
-	res := c.readBody(resp, req.method, file, r)
+	res := c.readBody(resp, req.method, file, from.Offset, r)
 	if res.err != nil {
 		if file != nil {
-			file.Abort()
+			var saveErr *SaveError
+			if res.retryable || ctx.Err() != nil && !errors.As(res.err, &saveErr) {
+				file.Keep() // for the next attempt, or --resume
+			} else {
+				file.Abort()
+			}
 		}
 		return res
 	}
@@ -445,6 +473,73 @@ func (c *Client) attempt(ctx context.Context, r *record.Record) attemptResult {
 	}
 	res.retryAfter, res.retryAfterSet = ParseRetryAfter(resp.header.Get("Retry-After"), time.Now())
 	return res
+}
+
+// keptPart returns what the store keeps of r's body from an earlier
+// attempt or run, and whether this request's body may be kept if it is cut
+// short. Only a GET whose body goes to the store alone qualifies: a body
+// transforms read must arrive whole in one response, and a Range set by
+// the user is theirs.
+func (c *Client) keptPart(r *record.Record, req *outRequest) (int64, string, bool) {
+	rs, ok := c.opts.Store.(Resumable)
+	if !ok || !c.opts.DiscardBody || req.method != http.MethodGet || req.header.Get("Range") != "" {
+		return 0, "", false
+	}
+	n, v := rs.Kept(r)
+	if v == "" {
+		n = 0
+	}
+	return n, v, true
+}
+
+// continues checks the answer to a request for the rest of a kept body: a
+// 206 must start where the kept part ends, with no Content-Encoding; a
+// 200 means the body changed (or the server ignores ranges) and is saved
+// from the start. Anything else drops the kept part, and the attempt fails
+// so that the next one asks for the whole body.
+func (c *Client) continues(resp *response, kept int64, r *record.Record) (attemptResult, bool) {
+	rs := c.opts.Store.(Resumable)
+	switch resp.status {
+	case http.StatusOK:
+		rs.Drop(r)
+		return attemptResult{}, true
+	case http.StatusPartialContent:
+		cr := resp.header.Get("Content-Range")
+		if start, ok := rangeStart(cr); ok && start == kept && resp.header.Get("Content-Encoding") == "" {
+			return attemptResult{}, true
+		}
+		rs.Drop(r)
+		return attemptResult{err: &BodyError{Err: fmt.Errorf("asked for the body from byte %d on, the server answered with Content-Range %q; asking for all of it again", kept, cr)}, retryable: true}, false
+	case http.StatusRequestedRangeNotSatisfiable:
+		rs.Drop(r)
+		return attemptResult{err: &BodyError{Err: fmt.Errorf("asked for the body from byte %d on, the server answered 416 Range Not Satisfiable; asking for all of it again", kept)}, retryable: true}, false
+	}
+	return attemptResult{}, true // judged like any other status
+}
+
+// rangeStart reads the first byte position of a Content-Range header
+// ("bytes 100-199/200").
+func rangeStart(cr string) (int64, bool) {
+	rest, ok := strings.CutPrefix(cr, "bytes ")
+	if !ok {
+		return 0, false
+	}
+	first, _, ok := strings.Cut(rest, "-")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(first), 10, 64)
+	return n, err == nil && n >= 0
+}
+
+// validator returns what an If-Range may name for a response: its ETag
+// when strong (RFC 9110 13.1.5 forbids weak ones there), else its
+// Last-Modified date; "" when it has neither.
+func validator(h interface{ Get(string) string }) string {
+	if etag := h.Get("ETag"); etag != "" && !strings.HasPrefix(etag, "W/") {
+		return etag
+	}
+	return h.Get("Last-Modified")
 }
 
 // discard reads a little of a body before closing it, so that the short

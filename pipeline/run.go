@@ -314,9 +314,12 @@ func (l limiter) Observe(u *url.URL, status int, h interface{ Get(string) string
 // do not know each other.
 type storeAdapter struct{ dir *sink.Dir }
 
-func (s storeAdapter) Create(r *record.Record) (fetch.BodyFile, error) {
-	return s.dir.Create(r)
+func (s storeAdapter) Create(r *record.Record, from fetch.BodyStart) (fetch.BodyFile, error) {
+	return s.dir.Create(r, from.Offset, from.Validator)
 }
+
+func (s storeAdapter) Kept(r *record.Record) (int64, string) { return s.dir.Kept(r) }
+func (s storeAdapter) Drop(r *record.Record)                 { s.dir.Drop(r) }
 
 // autoWindow is the reorder window when none is set: 16 records per
 // worker, at least 4096. The window is a count; what the held records

@@ -164,8 +164,14 @@ func uniqueName(suffix string) string {
 	return path.Join(partialDir, strconv.Itoa(os.Getpid())+"-"+hex.EncodeToString(rnd[:])+suffix)
 }
 
-// Create starts saving one body in a partial file.
-func (d *Dir) Create(r *record.Record) (*PartialFile, error) {
+// Create starts saving one body in a partial file. A body whose response
+// has a validator may be kept if it is cut short (see Keep), and one with
+// an offset continues what was kept of it (see Kept).
+func (d *Dir) Create(r *record.Record, offset int64, validator string) (*PartialFile, error) {
+	if validator != "" {
+		return d.createKept(r, offset, validator)
+	}
+	d.Drop(r) // anything kept is of another version of the body
 	name := uniqueName(".part")
 	f, err := d.createPartial(name)
 	if err != nil {
@@ -191,6 +197,9 @@ type PartialFile struct {
 	buf  []byte     // the chunk being filled
 	hash *asyncHash // nil without a digest
 	tmp  string
+	// meta is the file beside a body that may be kept (see Keep); "" for
+	// a body that is discarded when cut short.
+	meta string
 	size int64
 }
 
@@ -278,6 +287,9 @@ func (p *PartialFile) Abort() {
 	}
 	p.f.Close()
 	p.dir.root.Remove(p.tmp)
+	if p.meta != "" {
+		p.dir.root.Remove(p.meta)
+	}
 }
 
 // maxSuffix bounds the ~N suffixes tried for a name already taken.
@@ -293,6 +305,9 @@ const maxSuffix = 1000
 // when the name exists, so concurrent commits cannot race.
 func (p *PartialFile) Commit(r *record.Record) error {
 	defer p.dir.root.Remove(p.tmp)
+	if p.meta != "" {
+		defer p.dir.root.Remove(p.meta)
+	}
 	var err error
 	if len(p.buf) > 0 {
 		_, err = p.f.Write(p.buf)
