@@ -26,6 +26,10 @@ type Layout struct {
 	// JSON Lines can write.
 	InputColumns []string
 	InputVaries  bool
+	// Since adds not_modified (--since).
+	Since bool
+	// Extra adds the opt-in facts (--extra).
+	Extra Extras
 	// Columns are the transform output keys, in order.
 	Columns []string
 }
@@ -121,6 +125,18 @@ var fields = []Field{
 		Copy: func(d, o *Record) { d.Err = o.Err }},
 	{Name: "error_kind", Get: func(r *Record) Value { return strIf(string(r.ErrKind), r.Err != nil) },
 		Copy: func(d, o *Record) { d.ErrKind = o.ErrKind }},
+	{Name: "etag", Get: func(r *Record) Value { return strIf(r.ETag, r.ETag != "") },
+		Copy: func(d, o *Record) { d.ETag = o.ETag }},
+	{Name: "last_modified", Get: func(r *Record) Value { return strIf(r.LastModified, r.LastModified != "") },
+		Copy: func(d, o *Record) { d.LastModified = o.LastModified }},
+	{Name: "fetched_at", Get: func(r *Record) Value {
+		if r.FetchedAt.IsZero() {
+			return Value{}
+		}
+		return str(r.FetchedAt.UTC().Format(FetchedAtLayout))
+	}, Copy: func(d, o *Record) { d.FetchedAt = o.FetchedAt }},
+	{Name: "not_modified", In: func(l Layout) bool { return l.Since }, Get: func(r *Record) Value { return Value{Kind: Bool, B: r.NotModified} },
+		Copy: func(d, o *Record) { d.NotModified = o.NotModified }},
 	{Name: "duplicate_of", In: func(l Layout) bool { return l.Duplicates }, Get: func(r *Record) Value {
 		if !r.Duplicate {
 			return Value{}
@@ -142,7 +158,38 @@ var fields = []Field{
 			}
 			return Value{Kind: Any, V: r.Input}
 		}},
+	// The opt-in facts (--extra). Those of the request itself (timing,
+	// connection, TLS) are not copied to a duplicate, which made none; the
+	// redirects that led to the final URL it copies are.
+	{Name: "timing", In: func(l Layout) bool { return l.Extra.Timing }, Get: func(r *Record) Value {
+		if r.Timing == nil {
+			return Value{}
+		}
+		return Value{Kind: Any, V: r.Timing}
+	}},
+	{Name: "remote_addr", In: func(l Layout) bool { return l.Extra.Conn }, Get: func(r *Record) Value { return strIf(r.RemoteAddr, r.RemoteAddr != "") }},
+	{Name: "reused", In: func(l Layout) bool { return l.Extra.Conn }, Get: func(r *Record) Value {
+		if r.RemoteAddr == "" {
+			return Value{}
+		}
+		return Value{Kind: Bool, B: r.Reused}
+	}},
+	{Name: "tls_version", In: func(l Layout) bool { return l.Extra.TLS }, Get: func(r *Record) Value { return strIf(r.TLSVersion, r.TLSVersion != "") }},
+	{Name: "tls_cipher", In: func(l Layout) bool { return l.Extra.TLS }, Get: func(r *Record) Value { return strIf(r.TLSCipher, r.TLSCipher != "") }},
+	{Name: "redirects", In: func(l Layout) bool { return l.Extra.Redirects }, Get: func(r *Record) Value {
+		if !responded(r) {
+			return Value{}
+		}
+		if r.Redirects == nil {
+			return Value{Kind: Any, V: []Hop{}}
+		}
+		return Value{Kind: Any, V: r.Redirects}
+	}, Copy: func(d, o *Record) { d.Redirects = o.Redirects }},
 }
+
+// FetchedAtLayout is how fetched_at is written: RFC 3339 in UTC, to the
+// millisecond.
+const FetchedAtLayout = "2006-01-02T15:04:05.000Z07:00"
 
 func fileDigest(r *Record) Value { return strIf(r.FileDigest, r.File != "") }
 

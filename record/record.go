@@ -38,6 +38,8 @@ func Permanent(kind Kind, status int) bool {
 	case KindHTTPStatus:
 		return status > 0 && !RetryableStatus(status)
 	}
+	// KindRobots is not permanent: robots.txt may say otherwise by the
+	// next run, and asking again costs one request per host.
 	return false
 }
 
@@ -62,9 +64,18 @@ const (
 	KindTransform        Kind = "transform"
 	KindSave             Kind = "save"
 	KindCanceled         Kind = "canceled"
+	// KindRobots marks a URL that robots.txt does not let trawl fetch
+	// (--robots obey): no request was sent. It is a refusal the user asked
+	// for, not a failure: runs count it apart (Refused), it is not among
+	// Kinds, and --max-failures does not count it.
+	KindRobots Kind = "robots"
 )
 
-// Kinds returns every non-empty Kind in the order summaries print them.
+// Refused reports whether a record's kind is a refusal the user asked for
+// rather than a failure: it is counted apart and never fails a run.
+func Refused(kind Kind) bool { return kind == KindRobots }
+
+// Kinds returns every failure Kind in the order summaries print them.
 func Kinds() []Kind {
 	return []Kind{
 		KindInvalidURL, KindInput, KindBlocked, KindDNS, KindConnect, KindTLS, KindProtocol, KindTimeout, KindHTTPStatus,
@@ -114,6 +125,30 @@ type Record struct {
 	// CopyPending marks a duplicate whose result will be copied from its
 	// first occurrence instead of being fetched.
 	CopyPending bool
+	// ETag and LastModified are the validators of the final response, as
+	// sent; FetchedAt is when its fetch started (zero when no request was
+	// sent).
+	ETag         string
+	LastModified string
+	FetchedAt    time.Time
+	// NotModified reports that a conditional request (--since) was
+	// answered 304: the fields that describe the body are carried over
+	// from Prev.
+	NotModified bool
+	// Prev, when set, is the earlier run's record of this input line,
+	// whose validators make the request conditional.
+	Prev *Previous
+
+	// The opt-in facts (--extra) about the final request: where its time
+	// went, the connection it used, its TLS parameters, and the redirects
+	// followed to reach it.
+	Timing     *Timing
+	RemoteAddr string
+	Reused     bool
+	TLSVersion string
+	TLSCipher  string
+	Redirects  []Hop
+
 	// Err is the first failure that happened to this record; nil on success.
 	Err error
 	// ErrKind classifies Err.
@@ -189,7 +224,17 @@ const recordOverhead = 1024
 // strings, its body and headers, and its transform outputs. Windows and
 // caches that hold records are bounded by it.
 func (r *Record) Footprint() int64 {
-	n := int64(recordOverhead + len(r.URL) + len(r.FinalURL) + len(r.Proto) + len(r.ContentType) + len(r.File) + len(r.FileDigest))
+	n := int64(recordOverhead + len(r.URL) + len(r.FinalURL) + len(r.Proto) + len(r.ContentType) + len(r.File) + len(r.FileDigest) +
+		len(r.ETag) + len(r.LastModified) + len(r.RemoteAddr))
+	for _, h := range r.Redirects {
+		n += int64(len(h.URL)) + 32
+	}
+	if p := r.Prev; p != nil {
+		n += int64(128 + len(p.ETag) + len(p.LastModified) + len(p.ContentType) + len(p.File) + len(p.FileDigest))
+		for _, v := range p.Values {
+			n += ValueFootprint(v)
+		}
+	}
 	n += int64(cap(r.Body))
 	for k, vs := range r.Header {
 		n += int64(len(k)) + 32
