@@ -48,3 +48,32 @@ func TestCrawlDelay(t *testing.T) {
 		t.Fatalf("--per-host-rate 100 with Crawl-delay 1: ok %v wait %v, want about 1s", ok, wait)
 	}
 }
+
+// TestCrawlDelayOutlastsAdaptivePacing: a host paced by adaptive backoff
+// when its Crawl-delay comes keeps the delay once it has recovered.
+func TestCrawlDelayOutlastsAdaptivePacing(t *testing.T) {
+	clk := newClock()
+	th := New(Options{Adaptive: true, Now: clk.Now})
+	for range 20 {
+		if ok, _ := th.TryAcquire("a:80"); ok {
+			th.Release("a:80")
+		}
+	}
+	th.Observe("a:80", http.StatusTooManyRequests, nil) // paced now, adaptively
+	th.SetCrawlDelay("a:80", 100*time.Millisecond)      // 10/s: looser than that pace
+	for range 500 {
+		clk.add(time.Second)
+		th.Observe("a:80", http.StatusOK, nil)
+	}
+	clk.add(time.Second)
+	started := 0
+	for range 50 {
+		if ok, _ := th.TryAcquire("a:80"); ok {
+			started++
+			th.Release("a:80")
+		}
+	}
+	if started > 2 {
+		t.Fatalf("%d requests at once after recovering: the Crawl-delay of 100ms was dropped with the adaptive pace", started)
+	}
+}
