@@ -32,6 +32,8 @@ type Entry struct {
 	Status int
 	// Kind is the error kind, "" when the record succeeded.
 	Kind record.Kind
+	// NotModified: the record was a 304 to --since.
+	NotModified bool
 }
 
 // Identity is what --resume compares the record by: the input row's hash
@@ -50,6 +52,7 @@ type head struct {
 	Row       *string `json:"row"`
 	Status    *int    `json:"status"`
 	ErrorKind *string `json:"error_kind"`
+	NotMod    bool    `json:"not_modified"`
 }
 
 // Reader reads trawl's JSON Lines output record by record, holding one
@@ -106,6 +109,7 @@ func (r *Reader) Next() (Entry, error) {
 	if h.ErrorKind != nil {
 		e.Kind = record.Kind(*h.ErrorKind)
 	}
+	e.NotModified = h.NotMod
 	return e, nil
 }
 
