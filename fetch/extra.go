@@ -19,14 +19,14 @@ import (
 // goroutines, and may dial a connection it then does not use, hence the
 // lock and the reused flag.
 type tracer struct {
-	mu                   sync.Mutex
-	start                time.Time
-	dnsStart, dnsDone    time.Time
-	connStart, connDone  time.Time
-	tlsStart, tlsDone    time.Time
-	gotConn, firstByte   time.Time
-	reused               bool
-	trace                *httptrace.ClientTrace
+	mu                  sync.Mutex
+	start               time.Time
+	dnsStart, dnsDone   time.Time
+	connStart, connDone time.Time
+	tlsStart, tlsDone   time.Time
+	gotConn, firstByte  time.Time
+	reused              bool
+	trace               *httptrace.ClientTrace
 }
 
 func newTracer() *tracer {

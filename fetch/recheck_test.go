@@ -304,7 +304,7 @@ type delayRecorder struct {
 	d  time.Duration
 }
 
-func (l *delayRecorder) Wait(context.Context, *url.URL) error               { return nil }
+func (l *delayRecorder) Wait(context.Context, *url.URL) error                   { return nil }
 func (l *delayRecorder) Observe(*url.URL, int, interface{ Get(string) string }) {}
 func (l *delayRecorder) SetCrawlDelay(_ *url.URL, d time.Duration) {
 	l.mu.Lock()
@@ -323,7 +323,9 @@ func TestRedirectChainFacts(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/a", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/b", http.StatusMovedPermanently) })
 	mux.HandleFunc("/b", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/c", http.StatusFound) })
-	mux.HandleFunc("/c", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/end", http.StatusTemporaryRedirect) })
+	mux.HandleFunc("/c", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/end", http.StatusTemporaryRedirect)
+	})
 	mux.HandleFunc("/end", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "end") })
 	ts := httptest.NewServer(mux)
 	defer ts.Close()

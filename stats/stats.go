@@ -24,8 +24,8 @@ type Earlier struct {
 	Failed  int64
 	// NotModified counts the kept records that were 304s to --since.
 	NotModified int64
-	ByKind  map[record.Kind]int64
-	ByClass map[string]int64
+	ByKind      map[record.Kind]int64
+	ByClass     map[string]int64
 }
 
 // Stats accumulates counters for one run. It is safe for concurrent use.
@@ -40,11 +40,11 @@ type Stats struct {
 	notModified int64
 	refused     int64
 	byKind      map[record.Kind]int64
-	byClass map[string]int64
-	retries int64
-	bytes   int64
-	latency Histogram
-	hostCap HostCap
+	byClass     map[string]int64
+	retries     int64
+	bytes       int64
+	latency     Histogram
+	hostCap     HostCap
 
 	// Counted by the fetch stage's workers, concurrently and once per URL,
 	// hence atomics rather than the mutex.
@@ -140,14 +140,14 @@ type Snapshot struct {
 	// OK nor Failed.
 	NotModified int64
 	Refused     int64
-	ByKind  map[record.Kind]int64
-	ByClass map[string]int64
-	Retries int64
-	Bytes   int64
-	Elapsed time.Duration
-	P50     time.Duration
-	P95     time.Duration
-	P99     time.Duration
+	ByKind      map[record.Kind]int64
+	ByClass     map[string]int64
+	Retries     int64
+	Bytes       int64
+	Elapsed     time.Duration
+	P50         time.Duration
+	P95         time.Duration
+	P99         time.Duration
 
 	Fetched      int64
 	FetchedBytes int64
@@ -169,15 +169,15 @@ func (s *Stats) Snapshot(now time.Time) Snapshot {
 
 		NotModified: s.notModified,
 		Refused:     s.refused,
-		ByKind:  make(map[record.Kind]int64, len(s.byKind)),
-		ByClass: make(map[string]int64, len(s.byClass)),
-		Retries: s.retries,
-		Bytes:   s.bytes,
-		Elapsed: now.Sub(s.start),
-		P50:     s.latency.Quantile(0.50),
-		P95:     s.latency.Quantile(0.95),
-		P99:     s.latency.Quantile(0.99),
-		HostCap: s.hostCap,
+		ByKind:      make(map[record.Kind]int64, len(s.byKind)),
+		ByClass:     make(map[string]int64, len(s.byClass)),
+		Retries:     s.retries,
+		Bytes:       s.bytes,
+		Elapsed:     now.Sub(s.start),
+		P50:         s.latency.Quantile(0.50),
+		P95:         s.latency.Quantile(0.95),
+		P99:         s.latency.Quantile(0.99),
+		HostCap:     s.hostCap,
 
 		Fetched:      s.fetched.Load(),
 		FetchedBytes: s.fetchedBytes.Load(),
@@ -200,8 +200,8 @@ type Totals struct {
 	Failed      int64
 	NotModified int64
 	Refused     int64
-	ByKind  map[record.Kind]int64
-	ByClass map[string]int64
+	ByKind      map[record.Kind]int64
+	ByClass     map[string]int64
 }
 
 // Whole returns the figures of the whole output: this run's records and

@@ -52,7 +52,7 @@ func readRecords(path string) (recs []rec, norm []string, torn bool, err error) 
 			return nil, nil, false, fmt.Errorf("%s:%d: not a trawl record: %q", path, n, line)
 		}
 		delete(m, "duration_ms")
-		delete(m, "fetched_at") // when, not what: it differs between runs like duration_ms
+		delete(m, "fetched_at")   // when, not what: it differs between runs like duration_ms
 		b, err := json.Marshal(m) // map keys sorted: field order does not matter
 		if err != nil {
 			return nil, nil, false, err
