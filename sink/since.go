@@ -188,8 +188,8 @@ func (s *Since) Lookup(index int64, identity string) (*record.Previous, error) {
 // encoding/json, 1.3 µs so).
 type prevFields struct {
 	url, row, errorKind, etag, lastModified, contentType []byte
-	bytes, truncated, file, sha256, blake3              []byte
-	columns                                             [][]byte
+	bytes, truncated, file, sha256, blake3               []byte
+	columns                                              [][]byte
 }
 
 // scan fills f from a record's line; false when the line is not a JSON
