@@ -86,9 +86,18 @@ func (t *Timing) Sum() time.Duration { return t.DNS + t.Connect + t.TLS + t.TTFB
 // duration_ms is.
 func millis(d time.Duration) float64 { return math.Round(float64(d.Microseconds())) / 1000 }
 
+// JSONAppender is a value that writes its own JSON straight into an
+// encoder's buffer, sparing encoding/json's reflection and its check of
+// what MarshalJSON returned (--extra must stay cheap per record).
+type JSONAppender interface {
+	AppendJSON(b []byte) []byte
+}
+
 // MarshalJSON writes the phases in milliseconds, in a fixed order.
-func (t *Timing) MarshalJSON() ([]byte, error) {
-	b := make([]byte, 0, 80)
+func (t *Timing) MarshalJSON() ([]byte, error) { return t.AppendJSON(make([]byte, 0, 80)), nil }
+
+// AppendJSON appends what MarshalJSON writes.
+func (t *Timing) AppendJSON(b []byte) []byte {
 	b = append(b, `{"dns":`...)
 	b = appendMillis(b, t.DNS)
 	b = append(b, `,"connect":`...)
@@ -99,7 +108,7 @@ func (t *Timing) MarshalJSON() ([]byte, error) {
 	b = appendMillis(b, t.TTFB)
 	b = append(b, `,"transfer":`...)
 	b = appendMillis(b, t.Transfer)
-	return append(b, '}'), nil
+	return append(b, '}')
 }
 
 func appendMillis(b []byte, d time.Duration) []byte {

@@ -133,6 +133,9 @@ func (e *jsonlEncoder) appendValue(b []byte, v record.Value) []byte {
 	case record.Bool:
 		return strconv.AppendBool(b, v.B)
 	case record.Any:
+		if a, ok := v.V.(record.JSONAppender); ok {
+			return a.AppendJSON(b)
+		}
 		e.scratch.Reset()
 		if err := e.enc.Encode(v.V); err != nil {
 			// A transform produced something JSON cannot hold (such as
