@@ -116,6 +116,14 @@ type Options struct {
 	Policy Policy
 	// Accept is the set of statuses that count as success.
 	Accept StatusSet
+	// Extra asks for the opt-in facts of each URL's final request.
+	Extra record.Extras
+	// Robots obeys robots.txt: each host's is fetched once, and URLs it
+	// disallows are refused without a request (see robots.go).
+	Robots bool
+	// RobotsRetry is how long a robots.txt that could not be read keeps
+	// its host refused before it is asked for again; 0 means a minute.
+	RobotsRetry time.Duration
 }
 
 // Limiter paces requests. Wait is asked before every request except a
@@ -187,6 +195,8 @@ type Client struct {
 	// largest allocation per URL, and the garbage collector's main work.
 	// bigBufs are for bodies being saved, read in larger pieces.
 	bufs, bigBufs sync.Pool
+	// robots obeys robots.txt, when asked to.
+	robots *robotsChecker
 }
 
 // New builds a Client from opts. Zero values take the defaults.
@@ -255,6 +265,9 @@ func New(opts Options) (*Client, error) {
 	if opts.Cookies {
 		c.jar = newJar()
 	}
+	if opts.Robots {
+		c.robots = newRobotsChecker(c)
+	}
 	return c, nil
 }
 
@@ -273,6 +286,13 @@ func (c *Client) Fetch(ctx context.Context, r *record.Record) {
 		r.Fail(record.KindBlocked, err)
 		return
 	}
+	if c.robots != nil {
+		if err := c.robots.admit(ctx, r.Target); err != nil {
+			r.Fail(classify(ctx, err), err)
+			return
+		}
+	}
+	r.FetchedAt = start
 	for {
 		if r.Attempts > 0 && c.opts.Limiter != nil {
 			if err := c.opts.Limiter.Wait(ctx, r.Target); err != nil {
@@ -355,7 +375,13 @@ func (c *Client) attempt(ctx context.Context, r *record.Record) attemptResult {
 		withRange.header.Set("If-Range", keptValidator)
 		req = &withRange
 	}
+	conditional := false
+	if r.Prev != nil && conditionalMethod(req.method) {
+		req.header, conditional = withValidators(req.header, r.Prev)
+	}
 	var resp *response
+	var tr *tracer
+	var followed []record.Hop
 	for hops := 0; ; hops++ {
 		if hops > 0 && c.opts.Limiter != nil {
 			wctx, cancel := context.WithDeadline(ctx, deadline)
@@ -380,7 +406,13 @@ func (c *Client) attempt(ctx context.Context, r *record.Record) attemptResult {
 			send = &withJar
 		}
 		var err error
-		resp, err = c.engine.roundTrip(ctx, send)
+		hctx := ctx
+		if c.opts.Extra.Timing {
+			tr = newTracer()
+			hctx = tr.with(ctx)
+			send.trace = tr.trace
+		}
+		resp, err = c.engine.roundTrip(hctx, send)
 		if err != nil {
 			return c.requestFailed(ctx, err)
 		}
@@ -408,6 +440,14 @@ func (c *Client) attempt(ctx context.Context, r *record.Record) attemptResult {
 		if err != nil {
 			return attemptResult{err: err}
 		}
+		if c.robots != nil {
+			if err := c.robots.admit(ctx, next); err != nil {
+				return attemptResult{err: err}
+			}
+		}
+		if c.opts.Extra.Redirects {
+			followed = append(followed, record.Hop{URL: u.String(), Status: resp.status})
+		}
 		req = c.nextRequest(req, u, next, resp.status)
 		req.deadline = deadline
 		u = next
@@ -424,9 +464,13 @@ func (c *Client) attempt(ctx context.Context, r *record.Record) attemptResult {
 	}
 	r.Body, r.Bytes, r.WireBytes, r.Truncated = nil, 0, 0, false
 	r.File, r.FileDigest = "", ""
+	r.ETag, r.LastModified = resp.header.Get("ETag"), resp.header.Get("Last-Modified")
 
+	// A 304 to a request made conditional by --since is the answer asked
+	// for, whatever --accept says: the body the earlier run had is current.
+	notModified := conditional && resp.status == http.StatusNotModified
 	var from BodyStart
-	if kept > 0 {
+	if kept > 0 && !notModified {
 		if res, ok := c.continues(resp, kept, r); !ok {
 			return res
 		}
@@ -438,10 +482,10 @@ func (c *Client) attempt(ctx context.Context, r *record.Record) attemptResult {
 		from.Validator = validator(resp.header)
 	}
 	// A continued body stands for the whole one, which would have been 200.
-	accepted := c.opts.Accept.Contains(resp.status) || from.Offset > 0 && c.opts.Accept.Contains(http.StatusOK)
+	accepted := notModified || c.opts.Accept.Contains(resp.status) || from.Offset > 0 && c.opts.Accept.Contains(http.StatusOK)
 	var file BodyFile
 	var err error
-	if accepted && c.opts.Store != nil && req.method != http.MethodHead {
+	if accepted && c.opts.Store != nil && req.method != http.MethodHead && !notModified {
 		if file, err = c.opts.Store.Create(r, from); err != nil {
 			return attemptResult{err: &SaveError{Err: err}}
 		}
@@ -462,6 +506,12 @@ func (c *Client) attempt(ctx context.Context, r *record.Record) attemptResult {
 		if err := file.Commit(r); err != nil {
 			return attemptResult{err: &SaveError{Err: err}}
 		}
+	}
+	if c.opts.Extra.Any() {
+		c.facts(r, resp, tr, followed)
+	}
+	if notModified {
+		r.CarryOver()
 	}
 
 	if accepted {

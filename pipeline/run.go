@@ -75,6 +75,7 @@ type run struct {
 	log     *slog.Logger
 	logFile *os.File
 	resume  *sink.Resume
+	since   *sink.Since
 	stats   *stats.Stats
 }
 
@@ -136,6 +137,10 @@ func newRun(cfg Config) (*run, error) {
 			return nil, err
 		}
 		r.say("%s", resumeNote(cfg.Output, r.resume))
+	}
+	if err := r.openSince(); err != nil {
+		r.close()
+		return nil, err
 	}
 	return r, nil
 }
@@ -264,6 +269,9 @@ func samePath(a, b string) bool {
 }
 
 func (r *run) close() {
+	if r.since != nil {
+		r.since.Close()
+	}
 	if r.outLock != nil {
 		r.outLock.Release()
 	}
@@ -309,6 +317,9 @@ func (l limiter) Wait(ctx context.Context, u *url.URL) error { return l.t.Wait(c
 func (l limiter) Observe(u *url.URL, status int, h interface{ Get(string) string }) {
 	l.t.Observe(urlkey.Host(u), status, h)
 }
+
+// SetCrawlDelay paces a host as its robots.txt asks (fetch.CrawlDelayer).
+func (l limiter) SetCrawlDelay(u *url.URL, d time.Duration) { l.t.SetCrawlDelay(urlkey.Host(u), d) }
 
 // storeAdapter lets a sink.Dir serve as fetch's BodyStore; the two packages
 // do not know each other.
@@ -356,7 +367,9 @@ func (r *run) run(ctx context.Context) (res Result, err error) {
 		r.log.Info("run started", "inputs", inputNames(cfg.Inputs), "output", outputName(cfg.Output), "resumed", res.Resumed)
 		observe = func(rec *record.Record) {
 			next(rec)
-			if rec.Err != nil {
+			if record.Refused(rec.ErrKind) {
+				r.log.Info("url refused", "index", rec.Index, "url", redact.URL(rec.URL), "error_kind", string(rec.ErrKind), "error", rec.Err.Error())
+			} else if rec.Err != nil {
 				r.log.Warn("url failed", "index", rec.Index, "url", redact.URL(rec.URL), "error_kind", string(rec.ErrKind), "error", rec.Err.Error(), "status", rec.Status, "attempts", rec.Attempts)
 			}
 		}
@@ -427,6 +440,7 @@ func (r *run) stream(ctx context.Context, observe func(*record.Record)) (complet
 	}
 	fo := cfg.Fetch
 	fo.DiscardBody = chain.Len() == 0 // nothing will read the bodies
+	var dir *sink.Dir
 	if cfg.OutputDir != "" {
 		tmpl := cfg.NameTemplate
 		if tmpl.String() == "" {
@@ -434,7 +448,7 @@ func (r *run) stream(ctx context.Context, observe func(*record.Record)) (complet
 		}
 		// Opened first, so that -o DIR/index.jsonl works in a new DIR, and
 		// before the input is read, which uses up the resume state.
-		dir, err := sink.OpenDir(cfg.OutputDir, tmpl, sink.DirOptions{
+		dir, err = sink.OpenDir(cfg.OutputDir, tmpl, sink.DirOptions{
 			Output: cfg.Output, Atomic: cfg.Atomic, Resume: r.resume, Digest: cfg.digest(),
 			Reserved: []string{cfg.StatsFile, cfg.MetricsFile, cfg.LogFile, cfg.LockFile},
 			// Bytes count as they arrive, so that progress moves while
@@ -482,7 +496,7 @@ func (r *run) stream(ctx context.Context, observe func(*record.Record)) (complet
 		defer dd.Close() // its table lives outside the Go heap
 	}
 	input := r.input
-	if r.resume != nil || dd != nil || cfg.Shard != nil {
+	if r.resume != nil || dd != nil || cfg.Shard != nil || r.since != nil {
 		input.Skip = func(rec *record.Record) (bool, error) {
 			if cfg.Shard != nil && !cfg.Shard.Keeps(rec.Target, rec.URL) {
 				return true, nil
@@ -490,6 +504,11 @@ func (r *run) stream(ctx context.Context, observe func(*record.Record)) (complet
 			if r.resume != nil {
 				if done, err := r.resume.Done(rec.Index, rec.Identity()); done || err != nil {
 					return done, err
+				}
+			}
+			if r.since != nil {
+				if err := r.attachPrevious(rec, dir); err != nil {
+					return false, err
 				}
 			}
 			if dd != nil {
@@ -544,6 +563,7 @@ func (r *run) stream(ctx context.Context, observe func(*record.Record)) (complet
 		if !rec.CopyPending {
 			client.Fetch(ctx, rec)
 		}
+		rec.Prev = nil // carried over already, if it was needed
 		r.stats.Fetched(rec)
 		return rec
 	})
@@ -561,7 +581,7 @@ func (r *run) stream(ctx context.Context, observe func(*record.Record)) (complet
 			WindowBytes: cfg.ReorderMemory,
 			Size:        footprint,
 		}, func(ctx context.Context, rec *record.Record) *record.Record {
-			if !rec.CopyPending {
+			if !rec.CopyPending && !rec.NotModified { // a 304 carried its outputs over
 				chain.Apply(ctx, rec)
 			}
 			rec.Body, rec.Header = nil, nil // written records need neither

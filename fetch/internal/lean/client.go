@@ -20,6 +20,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"os"
 	"strconv"
@@ -94,6 +95,11 @@ type Request struct {
 	// (ctx's own deadline does too). Passing it here rather than in a
 	// context derived per request spares that context's cost.
 	Deadline time.Time
+	// Trace, when set, hears the TLS handshake, the connection chosen and
+	// the first byte of the response, as net/http tells a ClientTrace.
+	// DNS and connecting are told by the dialer, through ctx, when the
+	// caller put the same trace there (httptrace.WithClientTrace).
+	Trace *httptrace.ClientTrace
 }
 
 // Response is one response. Its Body must be closed; the connection goes
@@ -354,6 +360,9 @@ func (c *Client) takeH2(key string, onConn func(ConnInfo) error) (*h2conn, error
 // doH2 sends a request on an HTTP/2 connection with a reserved stream.
 func (c *Client) doH2(ctx context.Context, h *h2conn, req *Request) (*Response, error) {
 	cc, info := h.cc, h.info
+	if t := req.Trace; t != nil && t.GotConn != nil {
+		t.GotConn(httptrace.GotConnInfo{Reused: info.Reused})
+	}
 	var cancel context.CancelFunc
 	if !req.Deadline.IsZero() {
 		ctx, cancel = context.WithDeadline(ctx, req.Deadline)
@@ -384,6 +393,11 @@ func (c *Client) doH2(ctx context.Context, h *h2conn, req *Request) (*Response, 
 	if err != nil {
 		cancel()
 		return nil, err
+	}
+	if t := req.Trace; t != nil && t.GotFirstResponseByte != nil {
+		// The headers have come: the first byte came a moment before
+		// (x/net/http2 may have said so already; the caller keeps the first).
+		t.GotFirstResponseByte()
 	}
 	h2h := resp.Header
 	if h2h == nil {
@@ -463,7 +477,18 @@ func (c *Client) dial(ctx context.Context, rt route, req *Request) (*conn, error
 	}
 	cn := &conn{nc: nc, key: rt.key, info: ConnInfo{Remote: nc.RemoteAddr(), Proxied: rt.proxy != nil}, absoluteForm: plainProxy, proxy: rt.proxy}
 	if rt.scheme == "https" {
+		t := req.Trace
+		if t != nil && t.TLSHandshakeStart != nil {
+			t.TLSHandshakeStart()
+		}
 		tc, err := c.handshake(ctx, nc, rt.host)
+		if t != nil && t.TLSHandshakeDone != nil {
+			var st tls.ConnectionState
+			if err == nil {
+				st = tc.ConnectionState()
+			}
+			t.TLSHandshakeDone(st, err)
+		}
 		if err != nil {
 			nc.Close()
 			return nil, err
@@ -637,12 +662,23 @@ func (cn *conn) roundTrip(ctx context.Context, c *Client, req *Request) (*Respon
 		cn.nc.Close()
 		return nil, ctx.Err()
 	}
+	t := req.Trace
+	if t != nil && t.GotConn != nil {
+		t.GotConn(httptrace.GotConnInfo{Conn: cn.nc, Reused: cn.reused})
+	}
 
 	cn.wbuf = cn.appendRequest(cn.wbuf[:0], req)
 	if _, err := cn.nc.Write(cn.wbuf); err != nil {
 		c.untrack(ctx, cn)
 		cn.nc.Close()
 		return nil, fmt.Errorf("%w: %w", errWrite, err)
+	}
+	if t != nil && t.GotFirstResponseByte != nil {
+		// Waiting for one byte first tells when the answer began; an
+		// error here comes again, and is reported, from readHead.
+		if _, err := cn.br.Peek(1); err == nil {
+			t.GotFirstResponseByte()
+		}
 	}
 	h, scratch, err := readHead(cn.br, cn.scratch, c.opts.MaxHeaderBytes, req.Method)
 	if cap(scratch) <= 64<<10 {
