@@ -156,6 +156,9 @@ func (e *netEngine) roundTrip(ctx context.Context, req *outRequest) (*response, 
 	// The context must outlive this call, for the body: it ends when the
 	// body is closed.
 	ctx, cancelDeadline := context.WithDeadline(ctx, req.deadline)
+	if req.trace != nil {
+		ctx = httptrace.WithClientTrace(ctx, req.trace)
+	}
 	var conn lean.ConnInfo
 	ctx, cancel := e.traceConn(ctx, &conn, req.onConn)
 	done := func() { cancel(nil); cancelDeadline() }

@@ -1,7 +1,6 @@
 package fetch
 
 import (
-	"context"
 	"crypto/tls"
 	"net/http"
 	"net/http/httptrace"
@@ -26,33 +25,19 @@ type tracer struct {
 	tlsStart, tlsDone   time.Time
 	gotConn, firstByte  time.Time
 	reused              bool
+	hooks               httptrace.ClientTrace // one allocation with the tracer
 	trace               *httptrace.ClientTrace
 }
 
 func newTracer() *tracer {
 	t := &tracer{start: time.Now()}
-	mark := func(at *time.Time) {
-		now := time.Now()
-		t.mu.Lock()
-		if at.IsZero() {
-			*at = now
-		}
-		t.mu.Unlock()
-	}
-	// The last of several (happy eyeballs) ends the phase.
-	markLast := func(at *time.Time) {
-		now := time.Now()
-		t.mu.Lock()
-		*at = now
-		t.mu.Unlock()
-	}
-	t.trace = &httptrace.ClientTrace{
-		DNSStart:          func(httptrace.DNSStartInfo) { mark(&t.dnsStart) },
-		DNSDone:           func(httptrace.DNSDoneInfo) { markLast(&t.dnsDone) },
-		ConnectStart:      func(string, string) { mark(&t.connStart) },
-		ConnectDone:       func(string, string, error) { markLast(&t.connDone) },
-		TLSHandshakeStart: func() { mark(&t.tlsStart) },
-		TLSHandshakeDone:  func(tls.ConnectionState, error) { markLast(&t.tlsDone) },
+	t.hooks = httptrace.ClientTrace{
+		DNSStart:          func(httptrace.DNSStartInfo) { t.mark(&t.dnsStart) },
+		DNSDone:           func(httptrace.DNSDoneInfo) { t.markLast(&t.dnsDone) },
+		ConnectStart:      func(string, string) { t.mark(&t.connStart) },
+		ConnectDone:       func(string, string, error) { t.markLast(&t.connDone) },
+		TLSHandshakeStart: func() { t.mark(&t.tlsStart) },
+		TLSHandshakeDone:  func(tls.ConnectionState, error) { t.markLast(&t.tlsDone) },
 		GotConn: func(info httptrace.GotConnInfo) {
 			now := time.Now()
 			t.mu.Lock()
@@ -61,14 +46,29 @@ func newTracer() *tracer {
 			t.firstByte = time.Time{}
 			t.mu.Unlock()
 		},
-		GotFirstResponseByte: func() { mark(&t.firstByte) },
+		GotFirstResponseByte: func() { t.mark(&t.firstByte) },
 	}
+	t.trace = &t.hooks
 	return t
 }
 
-// with returns ctx carrying the trace, for the dialer and net/http.
-func (t *tracer) with(ctx context.Context) context.Context {
-	return httptrace.WithClientTrace(ctx, t.trace)
+// mark notes the first time a phase event happens.
+func (t *tracer) mark(at *time.Time) {
+	now := time.Now()
+	t.mu.Lock()
+	if at.IsZero() {
+		*at = now
+	}
+	t.mu.Unlock()
+}
+
+// markLast notes the last time a phase event happens: the last of
+// several dials (happy eyeballs) ends the phase.
+func (t *tracer) markLast(at *time.Time) {
+	now := time.Now()
+	t.mu.Lock()
+	*at = now
+	t.mu.Unlock()
 }
 
 // span is the time from a to b, or 0 when either is unknown or they are
@@ -81,10 +81,9 @@ func span(a, b time.Time) time.Duration {
 }
 
 // timing returns the phases, the body having ended at end.
-func (t *tracer) timing(end time.Time) *record.Timing {
+func (t *tracer) timing(end time.Time, tm *record.Timing) *record.Timing {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	tm := &record.Timing{}
 	ready := t.gotConn
 	if !t.reused {
 		tm.DNS = span(t.dnsStart, t.dnsDone)
@@ -109,9 +108,14 @@ func (c *Client) facts(r *record.Record, resp *response, tr *tracer, hops []reco
 	if !x.Any() {
 		return
 	}
-	f := &record.Facts{}
+	// The facts and their timing in one allocation.
+	both := &struct {
+		f record.Facts
+		t record.Timing
+	}{}
+	f := &both.f
 	if x.Timing && tr != nil {
-		f.Timing = tr.timing(time.Now())
+		f.Timing = tr.timing(time.Now(), &both.t)
 	}
 	if x.Conn && resp.conn.Remote != nil {
 		f.RemoteAddr, f.Reused = resp.conn.Remote.String(), resp.conn.Reused

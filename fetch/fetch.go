@@ -406,13 +406,11 @@ func (c *Client) attempt(ctx context.Context, r *record.Record) attemptResult {
 			send = &withJar
 		}
 		var err error
-		hctx := ctx
 		if c.opts.Extra.Timing {
 			tr = newTracer()
-			hctx = tr.with(ctx)
 			send.trace = tr.trace
 		}
-		resp, err = c.engine.roundTrip(hctx, send)
+		resp, err = c.engine.roundTrip(ctx, send)
 		if err != nil {
 			return c.requestFailed(ctx, err)
 		}

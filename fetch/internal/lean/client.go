@@ -97,8 +97,8 @@ type Request struct {
 	Deadline time.Time
 	// Trace, when set, hears the TLS handshake, the connection chosen and
 	// the first byte of the response, as net/http tells a ClientTrace.
-	// DNS and connecting are told by the dialer, through ctx, when the
-	// caller put the same trace there (httptrace.WithClientTrace).
+	// DNS and connecting are told by the dialer, through the context the
+	// client dials with, which it gives the trace.
 	Trace *httptrace.ClientTrace
 }
 
@@ -448,6 +448,11 @@ func (c *Client) putIdle(cn *conn) {
 // dial opens a connection for the route: to the host or through its proxy,
 // with TLS for https, and HTTP/2 when the server picks it.
 func (c *Client) dial(ctx context.Context, rt route, req *Request) (*conn, error) {
+	if req.Trace != nil && httptrace.ContextClientTrace(ctx) != req.Trace {
+		// Only a request that dials pays for the context the dialer
+		// reads DNS and connect times from.
+		ctx = httptrace.WithClientTrace(ctx, req.Trace)
+	}
 	if !req.Deadline.IsZero() {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, req.Deadline)
