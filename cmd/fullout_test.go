@@ -67,4 +67,3 @@ func TestUnwritableOutputNeverHangs(t *testing.T) {
 		}
 	}
 }
-
