@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/trawl-dev/trawl/fetch"
+	"github.com/trawl-dev/trawl/record"
 	"github.com/trawl-dev/trawl/sink"
 	"github.com/trawl-dev/trawl/source"
 	"github.com/trawl-dev/trawl/stage"
@@ -104,6 +105,8 @@ func (a *app) registerCompletions(c *cobra.Command) {
 			// takes no value
 		case o.name == optTransform:
 			register(o.name, a.completeTransform)
+		case o.name == optExtra:
+			register(o.name, completeCommaList(fixedValues(o.name)))
 		case fixedValues(o.name) != nil:
 			register(o.name, completeFrom(fixedValues(o.name)))
 		case takesFile(o.name):
@@ -142,6 +145,10 @@ func fixedValues(name string) []string {
 		return append([]string{"auto"}, source.FormatNames()...)
 	case optTLSMin:
 		return fetch.TLSVersionNames()
+	case optRobots:
+		return robotsModes
+	case optExtra:
+		return record.ExtraNames()
 	}
 	return nil
 }
@@ -149,7 +156,7 @@ func fixedValues(name string) []string {
 // takesFile reports whether an option's value names a file.
 func takesFile(name string) bool {
 	switch name {
-	case optOutput, optLock, optStatsFile, optMetricsFile, optLogFile:
+	case optOutput, optLock, optStatsFile, optMetricsFile, optLogFile, optSince:
 		return true
 	case optCACert, optCert, optKey, optNetrcFile:
 		return true
@@ -164,6 +171,24 @@ func completeFrom(values []string) cobra.CompletionFunc {
 		for _, v := range values {
 			if strings.HasPrefix(v, toComplete) {
 				out = append(out, v)
+			}
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
+// completeCommaList offers the values for the last item of a
+// comma-separated list, after the items already typed.
+func completeCommaList(values []string) cobra.CompletionFunc {
+	return func(_ *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		done, partial := "", toComplete
+		if i := strings.LastIndexByte(toComplete, ','); i >= 0 {
+			done, partial = toComplete[:i+1], toComplete[i+1:]
+		}
+		var out []cobra.Completion
+		for _, v := range values {
+			if strings.HasPrefix(v, partial) && !slices.Contains(strings.Split(done, ","), v) {
+				out = append(out, done+v)
 			}
 		}
 		return out, cobra.ShellCompDirectiveNoFileComp

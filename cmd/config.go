@@ -21,6 +21,7 @@ import (
 	"github.com/trawl-dev/trawl/internal/throttle"
 	"github.com/trawl-dev/trawl/internal/units"
 	"github.com/trawl-dev/trawl/pipeline"
+	"github.com/trawl-dev/trawl/record"
 	"github.com/trawl-dev/trawl/sink"
 	"github.com/trawl-dev/trawl/source"
 	"github.com/trawl-dev/trawl/stage"
@@ -482,6 +483,12 @@ func (s *settings) resolve(inputs []string, registry *transform.Registry) (*Conf
 	}
 	fo.MaxFileSize = p.size(optMaxFileSize)
 	fo.RetryUnsafe = p.boolean(optRetryUnsafe)
+	fo.Robots = p.oneOf(optRobots, robotsModes...) == "obey"
+	if x, err := record.ParseExtras(p.list(optExtra)); err != nil {
+		p.fail(optExtra, err)
+	} else {
+		fo.Extra = x
+	}
 	c.requestBody(p, &fo, s)
 	c.Fetch = fo
 	if f, err := source.ParseFormat(strings.TrimSpace(p.str(optInputFormat))); err != nil {
@@ -536,6 +543,7 @@ func (s *settings) resolve(inputs []string, registry *transform.Registry) (*Conf
 	} else {
 		c.NameTemplate = tmpl
 	}
+	c.Since = p.str(optSince)
 	c.Resume = p.boolean(optResume)
 	c.RetryFailed = p.boolean(optResumeRetryFailed)
 	c.Deadline = p.duration(optDeadline, false)
@@ -567,7 +575,7 @@ func (s *settings) resolve(inputs []string, registry *transform.Registry) (*Conf
 	for _, f := range []struct {
 		opt  string
 		name *string
-	}{{optOutput, &c.Output}, {optOutputDir, &c.OutputDir}, {optStatsFile, &c.StatsFile}, {optMetricsFile, &c.MetricsFile}, {optLogFile, &c.LogFile}, {optLock, &c.LockFile}} {
+	}{{optOutput, &c.Output}, {optOutputDir, &c.OutputDir}, {optStatsFile, &c.StatsFile}, {optMetricsFile, &c.MetricsFile}, {optLogFile, &c.LogFile}, {optLock, &c.LockFile}, {optSince, &c.Since}} {
 		if c.Shard != nil {
 			*f.name = c.Shard.Expand(*f.name)
 		} else if strings.Contains(*f.name, source.ShardPlaceholder) {

@@ -197,7 +197,10 @@ func runHostile(t *testing.T, lines []string, args ...string) ([]hostileRecord, 
 // memory stays bounded.
 func TestHostileServers(t *testing.T) {
 	for _, engine := range fetch.EngineNames() {
-		t.Run(engine, func(t *testing.T) { hostileServers(t, engine) })
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel() // each engine has servers of its own
+			hostileServers(t, engine)
+		})
 	}
 }
 
@@ -289,23 +292,26 @@ func hostileServers(t *testing.T, engine string) {
 	}
 }
 
-// TestManyHangingHosts: 200 URLs that never answer, at -c 50, must not hold
+// TestManyHangingHosts: 150 URLs that never answer, at -c 50, must not hold
 // more than 50 connections at once, and the run must end with every
 // record a timeout.
 func TestManyHangingHosts(t *testing.T) {
 	for _, engine := range fetch.EngineNames() {
-		t.Run(engine, func(t *testing.T) { manyHangingHosts(t, engine) })
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel() // each engine has a server of its own
+			manyHangingHosts(t, engine)
+		})
 	}
 }
 
 func manyHangingHosts(t *testing.T, engine string) {
 	s := newHostileServer(t)
 	var lines []string
-	for i := range 200 {
+	for i := range 150 {
 		lines = append(lines, fmt.Sprintf("http://%s/hang/%d", s.addr, i))
 	}
 	recs, _, _, took := runHostile(t, lines, "--engine", engine, "-c", "50", "--per-host", "0", "--timeout", "1s", "--retries", "0")
-	if len(recs) != 200 {
+	if len(recs) != 150 {
 		t.Fatalf("%d records", len(recs))
 	}
 	for _, r := range recs {
@@ -316,11 +322,12 @@ func manyHangingHosts(t *testing.T, engine string) {
 	// All 50 attempts time out together and the next 50 dial at once; the
 	// server notices a closed socket only after it has been scheduled to
 	// read its EOF, so on a loaded machine it briefly counts some of the
-	// old wave beside the new one (CI saw 55). A client that leaked its
-	// timed-out connections would show 100 by the second wave and 200 by
-	// the last, so 75 separates jitter from a leak.
-	if p := s.peakOpen.Load(); p > 75 {
+	// old wave beside the new one (CI saw 55, a loaded machine 83). A
+	// client that leaked its timed-out connections would show 100 in the
+	// second wave and 150 in the third, so 100 separates jitter from a
+	// leak.
+	if p := s.peakOpen.Load(); p >= 100 {
 		t.Fatalf("%d connections open at once at -c 50", p)
 	}
-	t.Logf("200 hanging URLs at -c 50 in %s, at most %d connections open", took.Round(time.Millisecond), s.peakOpen.Load())
+	t.Logf("150 hanging URLs at -c 50 in %s, at most %d connections open", took.Round(time.Millisecond), s.peakOpen.Load())
 }

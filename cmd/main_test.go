@@ -377,6 +377,58 @@ func newTestHandler() *testHandler {
 		n, _ := strconv.Atoi(r.URL.Query().Get("kib"))
 		io.WriteString(w, strings.Repeat(strings.Repeat("x", 1023)+"\n", n))
 	})
+	// /etag/N[?v=V]: a page with the ETag "N-V" (V: 1 unless given) and
+	// a fixed Last-Modified, answering 304 to an If-None-Match that
+	// matches; /etag-count tells how many full answers and 304s it gave.
+	mux.HandleFunc("/etag/{n}", func(w http.ResponseWriter, r *http.Request) {
+		v := r.URL.Query().Get("v")
+		if v == "" {
+			v = "1"
+		}
+		etag := `"` + r.PathValue("n") + "-" + v + `"`
+		w.Header().Set("ETag", etag)
+		w.Header().Set("Last-Modified", "Tue, 01 Dec 2026 03:15:00 GMT")
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if r.Header.Get("If-None-Match") == etag {
+			h.counts["etag 304"]++
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		h.counts["etag full"]++
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, "<html><head><title>etag %s</title></head><body>%s</body></html>", etag, strings.Repeat("x", 1000))
+	})
+	mux.HandleFunc("/etag-count", func(w http.ResponseWriter, r *http.Request) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"full":%d,"not_modified":%d}`, h.counts["etag full"], h.counts["etag 304"])
+	})
+	// /robots.txt depends on the host asked for (scripts name hosts with
+	// --resolve): r500.test fails, r404.test has none, any other has
+	// rules for trawl with Disallow, Allow, wildcards and a Crawl-delay.
+	// /robots-count tells how often each host's was asked for.
+	mux.HandleFunc("/robots.txt", func(w http.ResponseWriter, r *http.Request) {
+		host, _, _ := strings.Cut(r.Host, ":")
+		h.mu.Lock()
+		h.counts["robots "+host]++
+		h.mu.Unlock()
+		switch host {
+		case "r500.test":
+			http.Error(w, "broken", http.StatusInternalServerError)
+		case "r404.test":
+			http.NotFound(w, r)
+		default:
+			io.WriteString(w, "User-agent: *\nDisallow: /\n\nUser-agent: trawl\nDisallow: /page/\nAllow: /page/1\nDisallow: /*.pdf$\nCrawl-delay: 0.01\n")
+		}
+	})
+	mux.HandleFunc("/robots-count", func(w http.ResponseWriter, r *http.Request) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprintf(w, "<title>%d %d %d</title>", h.counts["robots 127.0.0.1"], h.counts["robots r500.test"], h.counts["robots r404.test"])
+	})
 	h.mux = mux
 	return h
 }

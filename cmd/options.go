@@ -122,6 +122,9 @@ const (
 	optDenyHost             = "deny-host"
 	optShard                = "shard"
 	optShardBy              = "shard-by"
+	optSince                = "since"
+	optRobots               = "robots"
+	optExtra                = "extra"
 )
 
 // TLS client and authentication option names.
@@ -145,6 +148,7 @@ func optionTable(version string) []option {
 		{optQuiet, "q", kindBool, "false", "no progress bar and no summary", "Output"},
 		{optFlushInterval, "", kindDuration, "1s", "longest time a record waits in the output buffer", "Output"},
 		{optAtomic, "", kindBool, "false", "write -o FILE under a temporary name and rename it into place only when the run completes", "Output"},
+		{optExtra, "", kindList, "", "add `facts` to each record: timing, conn, tls, redirects or all (comma-separated, repeatable)", "Output"},
 
 		{optOutputDir, "", kindString, "", "save every successful body as a file in this `directory`", "Files"},
 		{optName, "", kindString, "{host}/{path}", "file name `template` under --output-dir: {host}, {path}, {index}, {sha256}, {ext}", "Files"},
@@ -195,6 +199,7 @@ func optionTable(version string) []option {
 		{optPerHostRate, "", kindString, "0", "requests per second to each host, a `rate` like --rate's (0 = no limit)", "Politeness"},
 		{optNoAdaptive, "", kindBool, "false", "do not slow down hosts that answer 429 or 503", "Politeness"},
 		{optDedupe, "", kindBool, "false", "fetch each distinct URL once; later lines with it copy its result and say duplicate_of", "Politeness"},
+		{optRobots, "", kindString, "ignore", "`mode` for robots.txt: obey (fetch each host's once, refuse what it disallows without a request, keep its Crawl-delay) or ignore", "Politeness"},
 
 		{optDenyPrivate, "", kindBool, "false", "refuse to connect to private, loopback, link-local (cloud metadata) and other non-public addresses", "Security"},
 		{optAllowPrivateRedir, "", kindBool, "false", "let redirects lead from a public address to a private one (refused by default)", "Security"},
@@ -215,6 +220,7 @@ func optionTable(version string) []option {
 		{optShutdownGrace, "", kindDuration, "5s", "after an interrupt, how long in-flight requests may finish before being cancelled", "Run"},
 		{optResume, "", kindBool, "false", "continue an interrupted run: keep the records already in -o FILE, fetch the rest and append", "Run"},
 		{optResumeRetryFailed, "", kindBool, "false", "with --resume, also fetch again URLs that failed permanently (4xx, invalid, TLS)", "Run"},
+		{optSince, "", kindString, "", "an earlier run's output `file` (JSON Lines): ask each URL that had an ETag or Last-Modified there whether it changed; a 304 keeps the earlier record's body facts, file and transform outputs (a missing file: fetch everything)", "Run"},
 		{optDeadline, "", kindDuration, "0", "stop starting new URLs in time to end within this long, and exit 5 (0 = no deadline)", "Run"},
 		{optLock, "", kindString, "", "hold an exclusive lock on this `file` for the run; exit 4 at once if another trawl holds it", "Run"},
 		{optStatsFile, "", kindString, "", "write a JSON summary of the run to this `file` at the end (also when interrupted)", "Run"},
@@ -302,6 +308,7 @@ var machineDefaults = map[string]bool{optTransformConcurrency: true, optUserAgen
 var (
 	progressModes = []string{"auto", "always", "never"}
 	logFormats    = []string{"text", "json"}
+	robotsModes   = []string{"obey", "ignore"}
 	// methods are offered by completion after -X, which takes any token.
 	methods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 )

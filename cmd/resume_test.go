@@ -22,6 +22,7 @@ import (
 // the output must end with exactly one valid record per input line, and in
 // input order each run's records must be in index order.
 func TestKillAndResume(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	killAndResume(t, filepath.Join(dir, "out.jsonl"), dir, nil)
 }
@@ -32,6 +33,7 @@ func TestKillAndResume(t *testing.T) {
 // named by exactly one record, and since every URL maps to a name of its
 // own, a ~N name can only be a leftover of a kill.
 func TestKillAndResumeOutputDir(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	bodies := filepath.Join(dir, "bodies")
 	out := filepath.Join(dir, "out.jsonl")
@@ -39,11 +41,11 @@ func TestKillAndResumeOutputDir(t *testing.T) {
 	checkSavedFiles(t, out, bodies)
 }
 
-// killAndResume runs trawl over 3000 local URLs with extra arguments,
+// killAndResume runs trawl over 1200 local URLs with extra arguments,
 // killing it six times, resuming, and checking out after each step.
 func killAndResume(t *testing.T, out, dir string, extra []string) {
 	t.Helper()
-	const n = 3000
+	const n = 1200
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var i int
 		fmt.Sscanf(r.URL.Path, "/p/%d", &i)
@@ -67,7 +69,7 @@ func killAndResume(t *testing.T, out, dir string, extra []string) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("kill timing seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 7))
-	args := append([]string{"--resume", "-q", "-c", "2", "--retries", "0", "--flush-interval", "10ms", "--max-failures", "100%", "-x", "title", "-o", out}, extra...)
+	args := append([]string{"--resume", "-q", "-c", "4", "--retries", "0", "--flush-interval", "10ms", "--max-failures", "100%", "-x", "title", "-o", out}, extra...)
 	args = append(args, list)
 
 	const kills = 6
@@ -76,7 +78,7 @@ func killAndResume(t *testing.T, out, dir string, extra []string) {
 		if err := c.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Duration(100+rng.IntN(300)) * time.Millisecond)
+		time.Sleep(time.Duration(50+rng.IntN(150)) * time.Millisecond)
 		c.Process.Kill()
 		c.Wait()
 		lines := checkComplete(t, out, false)
@@ -196,7 +198,7 @@ func recordsByIndex(t *testing.T, path string) map[int]string {
 // index 0..n-1 must be there. It returns the number of lines.
 func checkComplete(t *testing.T, path string, final bool) int {
 	t.Helper()
-	const n = 3000
+	const n = 1200
 	f, err := os.Open(path)
 	if os.IsNotExist(err) && !final {
 		return 0

@@ -70,6 +70,7 @@ func comparable(t *testing.T, path string) []string {
 			t.Fatalf("%s: %q", path, line)
 		}
 		delete(m, "duration_ms")
+		delete(m, "fetched_at") // when, not what
 		b, _ := json.Marshal(m)
 		out = append(out, string(b))
 	}

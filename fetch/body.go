@@ -13,17 +13,47 @@ import (
 
 // BodyStore saves response bodies as they arrive.
 type BodyStore interface {
-	// Create starts saving the body of r's current response.
-	Create(r *record.Record) (BodyFile, error)
+	// Create starts saving the body of r's current response, which
+	// begins as from says.
+	Create(r *record.Record, from BodyStart) (BodyFile, error)
 }
 
-// BodyFile receives one body. Exactly one of Commit and Abort is called.
+// BodyStart says how a body about to be saved begins.
+type BodyStart struct {
+	// Offset, when above 0, says the response continues the part of the
+	// body the store keeps (Resumable.Kept) from that byte: a 206 answer
+	// to a Range request.
+	Offset int64
+	// Validator, when set, is the response's ETag or Last-Modified: a
+	// body cut short may then be kept (BodyFile.Keep) and continued later
+	// with a Range request guarded by If-Range.
+	Validator string
+}
+
+// BodyFile receives one body. Exactly one of Commit, Abort and Keep is
+// called.
 type BodyFile interface {
 	io.Writer
 	// Commit puts the complete body in place and notes where in r.
 	Commit(r *record.Record) error
 	// Abort discards a body that failed or was cut short.
 	Abort()
+	// Keep ends a body cut short by the connection or the run, keeping
+	// what was saved to be continued by a later attempt or run, when its
+	// start had a Validator and enough was saved to be worth it; it is
+	// Abort otherwise.
+	Keep()
+}
+
+// Resumable is a BodyStore that keeps what an attempt or a run saved of a
+// body it did not finish (BodyFile.Keep), so that the next attempt asks
+// only for the rest.
+type Resumable interface {
+	// Kept returns how many bytes of r's body are kept, and the validator
+	// of the response they came from; 0 when none are.
+	Kept(r *record.Record) (int64, string)
+	// Drop forgets what is kept of r's body.
+	Drop(r *record.Record)
 }
 
 // errTooLarge marks a body that outgrew MaxFileSize.
@@ -41,7 +71,7 @@ var errUnknownEncoding = errors.New("unknown content encoding")
 // A body cut at MaxBody is reported as truncated and its connection is
 // closed rather than drained, since draining an arbitrarily long body would
 // defeat the cap.
-func (c *Client) readBody(resp *response, method string, file BodyFile, r *record.Record) attemptResult {
+func (c *Client) readBody(resp *response, method string, file BodyFile, saved int64, r *record.Record) attemptResult {
 	if method == http.MethodHead {
 		return attemptResult{}
 	}
@@ -62,7 +92,7 @@ func (c *Client) readBody(resp *response, method string, file BodyFile, r *recor
 	defer func() { r.WireBytes = wire.n }()
 	if file != nil && body == wire && c.opts.DiscardBody {
 		if rf, ok := file.(io.ReaderFrom); ok {
-			return c.saveWhole(resp, wire, rf, r)
+			return c.saveWhole(resp, wire, rf, saved, r)
 		}
 	}
 	memLimit := c.opts.MaxBody
@@ -79,7 +109,9 @@ func (c *Client) readBody(resp *response, method string, file BodyFile, r *recor
 	bufp := pool.Get().(*[]byte)
 	defer pool.Put(bufp)
 	buf := *bufp
-	var total int64
+	// A body continued from a kept part counts from where it continues,
+	// for --max-file-size and the record (saved is 0 otherwise).
+	total := saved
 	var err error
 	for {
 		var n int
@@ -148,8 +180,11 @@ func (c *Client) bodyResult(err error) attemptResult {
 // saveWhole saves a body nothing else reads, undecoded, by letting the
 // file read it (on Linux, from a plain HTTP connection, by splice(2): the
 // bytes never pass through trawl). Up to MaxFileSize.
-func (c *Client) saveWhole(resp *response, wire *countingReader, file io.ReaderFrom, r *record.Record) attemptResult {
+func (c *Client) saveWhole(resp *response, wire *countingReader, file io.ReaderFrom, saved int64, r *record.Record) attemptResult {
 	limit := c.opts.MaxFileSize
+	if limit > 0 {
+		limit = max(1, limit-saved)
+	}
 	if limit > 0 && resp.contentLength > limit {
 		return c.bodyResult(errTooLarge)
 	}
@@ -158,7 +193,7 @@ func (c *Client) saveWhole(resp *response, wire *countingReader, file io.ReaderF
 		src = &io.LimitedReader{R: wire, N: limit + 1}
 	}
 	n, err := file.ReadFrom(src)
-	r.Bytes = n
+	r.Bytes = saved + n
 	if err == nil && limit > 0 && n > limit {
 		err = errTooLarge
 	}

@@ -29,7 +29,7 @@ type memFile struct {
 	buf bytes.Buffer
 }
 
-func (s *memStore) Create(r *record.Record) (BodyFile, error) {
+func (s *memStore) Create(r *record.Record, _ BodyStart) (BodyFile, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.created++
@@ -56,6 +56,8 @@ func (f *memFile) Commit(r *record.Record) error {
 	r.File = "saved/" + r.URL
 	return nil
 }
+
+func (f *memFile) Keep() { f.Abort() }
 
 func (f *memFile) Abort() {
 	f.s.mu.Lock()

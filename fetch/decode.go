@@ -29,15 +29,17 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// SpliceTo passes a body's bytes straight to a file when the body can
-// (see lean's), counting them.
-func (c *countingReader) SpliceTo(f *os.File) (int64, error) {
-	if s, ok := c.r.(interface{ SpliceTo(*os.File) (int64, error) }); ok {
-		n, err := s.SpliceTo(f)
+// SpliceTo passes up to max of a body's bytes straight to a file when the
+// body can (see lean's), counting them.
+func (c *countingReader) SpliceTo(f *os.File, max int64) (int64, error) {
+	if s, ok := c.r.(interface {
+		SpliceTo(*os.File, int64) (int64, error)
+	}); ok {
+		n, err := s.SpliceTo(f, max)
 		c.n += n
 		return n, err
 	}
-	return io.Copy(fileOnly{f}, onlyReader{c})
+	return io.Copy(fileOnly{f}, &io.LimitedReader{R: onlyReader{c}, N: max})
 }
 
 // fileOnly and onlyReader hide the methods that would send io.Copy back

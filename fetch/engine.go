@@ -44,6 +44,9 @@ type outRequest struct {
 	onConn func(lean.ConnInfo) error
 	// deadline bounds the exchange, the body included.
 	deadline time.Time
+	// trace, when set, hears the phases of the request (--extra timing);
+	// the context the request is sent with carries it too.
+	trace *httptrace.ClientTrace
 }
 
 // response is a response from either engine.
@@ -124,7 +127,7 @@ func newLeanEngine(opts Options, dialTarget, dialProxy lean.DialFunc) (*leanEngi
 
 func (e *leanEngine) roundTrip(ctx context.Context, req *outRequest) (*response, error) {
 	resp, err := e.c.Do(ctx, &lean.Request{Method: req.method, URL: req.url, Host: req.host, Header: req.header, Body: req.body,
-		OnConn: req.onConn, Deadline: req.deadline})
+		OnConn: req.onConn, Deadline: req.deadline, Trace: req.trace})
 	if err != nil {
 		return nil, err
 	}
@@ -144,6 +147,9 @@ func (e *netEngine) roundTrip(ctx context.Context, req *outRequest) (*response, 
 	// The context must outlive this call, for the body: it ends when the
 	// body is closed.
 	ctx, cancelDeadline := context.WithDeadline(ctx, req.deadline)
+	if req.trace != nil {
+		ctx = httptrace.WithClientTrace(ctx, req.trace)
+	}
 	var conn lean.ConnInfo
 	ctx, cancel := e.traceConn(ctx, &conn, req.onConn)
 	done := func() { cancel(nil); cancelDeadline() }
@@ -181,6 +187,9 @@ func (e *netEngine) roundTrip(ctx context.Context, req *outRequest) (*response, 
 			return nil, &lean.ProtocolError{What: describe(err).Error()}
 		}
 		return nil, err
+	}
+	if resp.TLS != nil {
+		conn.TLS = resp.TLS
 	}
 	return &response{status: resp.StatusCode, proto: resp.Proto, contentLength: resp.ContentLength,
 		body: closeThen{resp.Body, done}, header: resp.Header,

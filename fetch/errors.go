@@ -113,8 +113,11 @@ func classify(parent context.Context, err error) record.Kind {
 		saveErr  *SaveError
 		dnsErr   *net.DNSError
 		protoErr *lean.ProtocolError
+		robots   *RobotsError
 	)
 	switch {
+	case errors.As(err, &robots):
+		return record.KindRobots
 	case errors.As(err, &blocked):
 		return record.KindBlocked
 	case errors.As(err, &tooMany):

@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -115,6 +116,14 @@ type Options struct {
 	Policy Policy
 	// Accept is the set of statuses that count as success.
 	Accept StatusSet
+	// Extra asks for the opt-in facts of each URL's final request.
+	Extra record.Extras
+	// Robots obeys robots.txt: each host's is fetched once, and URLs it
+	// disallows are refused without a request (see robots.go).
+	Robots bool
+	// RobotsRetry is how long a robots.txt that could not be read keeps
+	// its host refused before it is asked for again; 0 means a minute.
+	RobotsRetry time.Duration
 }
 
 // Limiter paces requests. Wait is asked before every request except a
@@ -186,6 +195,8 @@ type Client struct {
 	// largest allocation per URL, and the garbage collector's main work.
 	// bigBufs are for bodies being saved, read in larger pieces.
 	bufs, bigBufs sync.Pool
+	// robots obeys robots.txt, when asked to.
+	robots *robotsChecker
 }
 
 // New builds a Client from opts. Zero values take the defaults.
@@ -254,6 +265,9 @@ func New(opts Options) (*Client, error) {
 	if opts.Cookies {
 		c.jar = newJar()
 	}
+	if opts.Robots {
+		c.robots = newRobotsChecker(c)
+	}
 	return c, nil
 }
 
@@ -272,6 +286,13 @@ func (c *Client) Fetch(ctx context.Context, r *record.Record) {
 		r.Fail(record.KindBlocked, err)
 		return
 	}
+	if c.robots != nil {
+		if err := c.robots.admit(ctx, r.Target); err != nil {
+			r.Fail(classify(ctx, err), err)
+			return
+		}
+	}
+	r.FetchedAt = start
 	for {
 		if r.Attempts > 0 && c.opts.Limiter != nil {
 			if err := c.opts.Limiter.Wait(ctx, r.Target); err != nil {
@@ -336,16 +357,31 @@ func (c *Client) attempt(ctx context.Context, r *record.Record) attemptResult {
 	var guard *hopGuard
 	u := r.Target
 	req := &outRequest{method: c.opts.Method, url: u, host: c.host, header: c.header, body: c.opts.Body, deadline: deadline}
-	if r.ReqBody != nil {
-		req.body = r.ReqBody
+	if b := r.ReqBody(); b != nil {
+		req.body = b
 	}
-	if r.ReqHeader != nil {
+	if h := r.ReqHeader(); h != nil {
 		req.header = c.header.Clone()
-		for k, vs := range r.ReqHeader {
+		for k, vs := range h {
 			req.header[k] = vs
 		}
 	}
+	kept, keptValidator, resumable := c.keptPart(r, req)
+	if kept > 0 {
+		// Ask for the rest only, unless the body changed since (If-Range).
+		withRange := *req
+		withRange.header = req.header.Clone()
+		withRange.header.Set("Range", "bytes="+strconv.FormatInt(kept, 10)+"-")
+		withRange.header.Set("If-Range", keptValidator)
+		req = &withRange
+	}
+	conditional := false
+	if r.Prev != nil && conditionalMethod(req.method) {
+		req.header, conditional = withValidators(req.header, r.Prev)
+	}
 	var resp *response
+	var tr *tracer
+	var followed []record.Hop
 	for hops := 0; ; hops++ {
 		if hops > 0 && c.opts.Limiter != nil {
 			wctx, cancel := context.WithDeadline(ctx, deadline)
@@ -370,6 +406,10 @@ func (c *Client) attempt(ctx context.Context, r *record.Record) attemptResult {
 			send = &withJar
 		}
 		var err error
+		if c.opts.Extra.Timing {
+			tr = newTracer()
+			send.trace = tr.trace
+		}
 		resp, err = c.engine.roundTrip(ctx, send)
 		if err != nil {
 			return c.requestFailed(ctx, err)
@@ -398,6 +438,14 @@ func (c *Client) attempt(ctx context.Context, r *record.Record) attemptResult {
 		if err != nil {
 			return attemptResult{err: err}
 		}
+		if c.robots != nil {
+			if err := c.robots.admit(ctx, next); err != nil {
+				return attemptResult{err: err}
+			}
+		}
+		if c.opts.Extra.Redirects {
+			followed = append(followed, record.Hop{URL: u.String(), Status: resp.status})
+		}
 		req = c.nextRequest(req, u, next, resp.status)
 		req.deadline = deadline
 		u = next
@@ -414,19 +462,41 @@ func (c *Client) attempt(ctx context.Context, r *record.Record) attemptResult {
 	}
 	r.Body, r.Bytes, r.WireBytes, r.Truncated = nil, 0, 0, false
 	r.File, r.FileDigest = "", ""
+	r.ETag, r.LastModified = resp.header.Get("ETag"), resp.header.Get("Last-Modified")
 
-	accepted := c.opts.Accept.Contains(resp.status)
+	// A 304 to a request made conditional by --since is the answer asked
+	// for, whatever --accept says: the body the earlier run had is current.
+	notModified := conditional && resp.status == http.StatusNotModified
+	var from BodyStart
+	if kept > 0 && !notModified {
+		if res, ok := c.continues(resp, kept, r); !ok {
+			return res
+		}
+		if resp.status == http.StatusPartialContent {
+			from.Offset = kept
+		}
+	}
+	if resumable && resp.header.Get("Content-Encoding") == "" && (resp.status == http.StatusOK || from.Offset > 0) {
+		from.Validator = validator(resp.header)
+	}
+	// A continued body stands for the whole one, which would have been 200.
+	accepted := notModified || c.opts.Accept.Contains(resp.status) || from.Offset > 0 && c.opts.Accept.Contains(http.StatusOK)
 	var file BodyFile
 	var err error
-	if accepted && c.opts.Store != nil && req.method != http.MethodHead {
-		if file, err = c.opts.Store.Create(r); err != nil {
+	if accepted && c.opts.Store != nil && req.method != http.MethodHead && !notModified {
+		if file, err = c.opts.Store.Create(r, from); err != nil {
 			return attemptResult{err: &SaveError{Err: err}}
 		}
 	}
-	res := c.readBody(resp, req.method, file, r)
+	res := c.readBody(resp, req.method, file, from.Offset, r)
 	if res.err != nil {
 		if file != nil {
-			file.Abort()
+			var saveErr *SaveError
+			if res.retryable || ctx.Err() != nil && !errors.As(res.err, &saveErr) {
+				file.Keep() // for the next attempt, or --resume
+			} else {
+				file.Abort()
+			}
 		}
 		return res
 	}
@@ -434,6 +504,12 @@ func (c *Client) attempt(ctx context.Context, r *record.Record) attemptResult {
 		if err := file.Commit(r); err != nil {
 			return attemptResult{err: &SaveError{Err: err}}
 		}
+	}
+	if c.opts.Extra.Any() {
+		c.facts(r, resp, tr, followed)
+	}
+	if notModified {
+		r.CarryOver()
 	}
 
 	if accepted {
@@ -445,6 +521,73 @@ func (c *Client) attempt(ctx context.Context, r *record.Record) attemptResult {
 	}
 	res.retryAfter, res.retryAfterSet = ParseRetryAfter(resp.header.Get("Retry-After"), time.Now())
 	return res
+}
+
+// keptPart returns what the store keeps of r's body from an earlier
+// attempt or run, and whether this request's body may be kept if it is cut
+// short. Only a GET whose body goes to the store alone qualifies: a body
+// transforms read must arrive whole in one response, and a Range set by
+// the user is theirs.
+func (c *Client) keptPart(r *record.Record, req *outRequest) (int64, string, bool) {
+	rs, ok := c.opts.Store.(Resumable)
+	if !ok || !c.opts.DiscardBody || req.method != http.MethodGet || req.header.Get("Range") != "" {
+		return 0, "", false
+	}
+	n, v := rs.Kept(r)
+	if v == "" {
+		n = 0
+	}
+	return n, v, true
+}
+
+// continues checks the answer to a request for the rest of a kept body: a
+// 206 must start where the kept part ends, with no Content-Encoding; a
+// 200 means the body changed (or the server ignores ranges) and is saved
+// from the start. Anything else drops the kept part, and the attempt fails
+// so that the next one asks for the whole body.
+func (c *Client) continues(resp *response, kept int64, r *record.Record) (attemptResult, bool) {
+	rs := c.opts.Store.(Resumable)
+	switch resp.status {
+	case http.StatusOK:
+		rs.Drop(r)
+		return attemptResult{}, true
+	case http.StatusPartialContent:
+		cr := resp.header.Get("Content-Range")
+		if start, ok := rangeStart(cr); ok && start == kept && resp.header.Get("Content-Encoding") == "" {
+			return attemptResult{}, true
+		}
+		rs.Drop(r)
+		return attemptResult{err: &BodyError{Err: fmt.Errorf("asked for the body from byte %d on, the server answered with Content-Range %q; asking for all of it again", kept, cr)}, retryable: true}, false
+	case http.StatusRequestedRangeNotSatisfiable:
+		rs.Drop(r)
+		return attemptResult{err: &BodyError{Err: fmt.Errorf("asked for the body from byte %d on, the server answered 416 Range Not Satisfiable; asking for all of it again", kept)}, retryable: true}, false
+	}
+	return attemptResult{}, true // judged like any other status
+}
+
+// rangeStart reads the first byte position of a Content-Range header
+// ("bytes 100-199/200").
+func rangeStart(cr string) (int64, bool) {
+	rest, ok := strings.CutPrefix(cr, "bytes ")
+	if !ok {
+		return 0, false
+	}
+	first, _, ok := strings.Cut(rest, "-")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(first), 10, 64)
+	return n, err == nil && n >= 0
+}
+
+// validator returns what an If-Range may name for a response: its ETag
+// when strong (RFC 9110 13.1.5 forbids weak ones there), else its
+// Last-Modified date; "" when it has neither.
+func validator(h interface{ Get(string) string }) string {
+	if etag := h.Get("ETag"); etag != "" && !strings.HasPrefix(etag, "W/") {
+		return etag
+	}
+	return h.Get("Last-Modified")
 }
 
 // discard reads a little of a body before closing it, so that the short

@@ -185,8 +185,7 @@ func TestBodiesAndUnsafeRetries(t *testing.T) {
 	o.RetryUnsafe = true
 	c := newClient(t, o)
 	r = recordFor(t, srv.URL)
-	r.ReqBody = []byte("row body")
-	r.ReqHeader = http.Header{"X-Row": {"7"}}
+	r.Row = &record.Row{Body: []byte("row body"), Header: http.Header{"X-Row": {"7"}}}
 	c.Fetch(t.Context(), r)
 	if r.Err != nil || r.Status != 200 || r.Attempts != 2 {
 		t.Fatalf("POST with RetryUnsafe: status %d after %d attempts, err %v; want 200 after 2", r.Status, r.Attempts, r.Err)

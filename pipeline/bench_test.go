@@ -14,6 +14,7 @@ import (
 
 	"github.com/trawl-dev/trawl/fetch"
 	"github.com/trawl-dev/trawl/internal/throttle"
+	"github.com/trawl-dev/trawl/record"
 	"github.com/trawl-dev/trawl/sink"
 	"github.com/trawl-dev/trawl/stage"
 )
@@ -101,6 +102,16 @@ func rawServer(b *testing.B, body string) string {
 // BenchmarkRunRaw is BenchmarkRun against a server that costs nothing per
 // request: its allocations per record are the pipeline's alone.
 func BenchmarkRunRaw(b *testing.B) {
+	benchRaw(b, record.Extras{})
+}
+
+// BenchmarkRunRawExtra is BenchmarkRunRaw with every --extra fact: what
+// they cost per record.
+func BenchmarkRunRawExtra(b *testing.B) {
+	benchRaw(b, record.Extras{Timing: true, Conn: true, TLS: true, Redirects: true})
+}
+
+func benchRaw(b *testing.B, extra record.Extras) {
 	base := rawServer(b, "<html><head><title>page</title></head><body>"+strings.Repeat("lorem ipsum ", 80)+"</body></html>")
 	for _, order := range []stage.Order{stage.InputOrder, stage.CompletionOrder} {
 		b.Run(order.String(), func(b *testing.B) {
@@ -110,6 +121,8 @@ func BenchmarkRunRaw(b *testing.B) {
 			}
 			fo := fetch.Defaults()
 			fo.Concurrency = 32
+			fo.Extra = extra
+			fo.Extra = extra
 			cfg := Config{
 				Stdin:          strings.NewReader(list.String()),
 				Fetch:          fo,

@@ -88,6 +88,11 @@ type Config struct {
 	// Shard, when set, keeps only this process's share of the list.
 	Shard *source.Shard
 
+	// Since, when set, is an earlier run's JSON Lines output: each URL
+	// that had validators there is fetched conditionally, and a 304
+	// carries its earlier record's body facts over (see sink.Since).
+	Since string
+
 	// Resume continues the run whose output is Output; RetryFailed then
 	// also fetches again what failed permanently.
 	Resume      bool
@@ -144,7 +149,7 @@ func (c *Config) toStdout() bool { return c.Output == "" || c.Output == "-" }
 
 // Layout is the set of fields this configuration's records have.
 func (c *Config) Layout(columns []string) record.Layout {
-	l := record.Layout{Files: c.OutputDir != "", Duplicates: c.Dedupe, Columns: columns}
+	l := record.Layout{Files: c.OutputDir != "", Duplicates: c.Dedupe, Columns: columns, Since: c.Since != "", Extra: c.Fetch.Extra}
 	if d := c.digest(); d != sink.NoDigest {
 		l.Digest = string(d)
 	}
@@ -233,6 +238,10 @@ func (c *Config) Validate() error {
 		return usage("--digest applies to saved files: add --output-dir DIR")
 	case c.NameTemplate.Uses("{sha256}") && c.digest() != sink.SHA256:
 		return usage("--name uses {sha256}, which needs --digest sha256")
+	case c.Since == "-":
+		return usage("--since needs the earlier output as a file")
+	case c.Since != "" && !c.toStdout() && !c.Atomic && samePath(c.Since, c.Output):
+		return usage("--since and -o both name %s: add --atomic, which replaces it only once the run is done, or write elsewhere", c.Output)
 	}
 	if _, _, err := c.request(); err != nil {
 		return err

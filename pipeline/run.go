@@ -75,6 +75,7 @@ type run struct {
 	log     *slog.Logger
 	logFile *os.File
 	resume  *sink.Resume
+	since   *sink.Since
 	stats   *stats.Stats
 }
 
@@ -136,6 +137,10 @@ func newRun(cfg Config) (*run, error) {
 			return nil, err
 		}
 		r.say("%s", resumeNote(cfg.Output, r.resume))
+	}
+	if err := r.openSince(); err != nil {
+		r.close()
+		return nil, err
 	}
 	return r, nil
 }
@@ -264,6 +269,9 @@ func samePath(a, b string) bool {
 }
 
 func (r *run) close() {
+	if r.since != nil {
+		r.since.Close()
+	}
 	if r.outLock != nil {
 		r.outLock.Release()
 	}
@@ -310,33 +318,19 @@ func (l limiter) Observe(u *url.URL, status int, h interface{ Get(string) string
 	l.t.Observe(urlkey.Host(u), status, h)
 }
 
+// SetCrawlDelay paces a host as its robots.txt asks (fetch.CrawlDelayer).
+func (l limiter) SetCrawlDelay(u *url.URL, d time.Duration) { l.t.SetCrawlDelay(urlkey.Host(u), d) }
+
 // storeAdapter lets a sink.Dir serve as fetch's BodyStore; the two packages
-// do not know each other. It counts the bytes saved as they arrive, so that
-// progress moves while large bodies are still downloading.
-type storeAdapter struct {
-	dir   *sink.Dir
-	stats *stats.Stats
+// do not know each other.
+type storeAdapter struct{ dir *sink.Dir }
+
+func (s storeAdapter) Create(r *record.Record, from fetch.BodyStart) (fetch.BodyFile, error) {
+	return s.dir.Create(r, from.Offset, from.Validator)
 }
 
-func (s storeAdapter) Create(r *record.Record) (fetch.BodyFile, error) {
-	f, err := s.dir.Create(r)
-	if err != nil {
-		return nil, err
-	}
-	return countedFile{f, s.stats}, nil
-}
-
-// countedFile is a body being saved that reports its bytes to the stats.
-type countedFile struct {
-	fetch.BodyFile
-	stats *stats.Stats
-}
-
-func (f countedFile) Write(p []byte) (int, error) {
-	n, err := f.BodyFile.Write(p)
-	f.stats.Received(n)
-	return n, err
-}
+func (s storeAdapter) Kept(r *record.Record) (int64, string) { return s.dir.Kept(r) }
+func (s storeAdapter) Drop(r *record.Record)                 { s.dir.Drop(r) }
 
 // autoWindow is the reorder window when none is set: 16 records per
 // worker, at least 4096. The window is a count; what the held records
@@ -373,7 +367,9 @@ func (r *run) run(ctx context.Context) (res Result, err error) {
 		r.log.Info("run started", "inputs", inputNames(cfg.Inputs), "output", outputName(cfg.Output), "resumed", res.Resumed)
 		observe = func(rec *record.Record) {
 			next(rec)
-			if rec.Err != nil {
+			if record.Refused(rec.ErrKind) {
+				r.log.Info("url refused", "index", rec.Index, "url", redact.URL(rec.URL), "error_kind", string(rec.ErrKind), "error", rec.Err.Error())
+			} else if rec.Err != nil {
 				r.log.Warn("url failed", "index", rec.Index, "url", redact.URL(rec.URL), "error_kind", string(rec.ErrKind), "error", rec.Err.Error(), "status", rec.Status, "attempts", rec.Attempts)
 			}
 		}
@@ -444,6 +440,7 @@ func (r *run) stream(ctx context.Context, observe func(*record.Record)) (complet
 	}
 	fo := cfg.Fetch
 	fo.DiscardBody = chain.Len() == 0 // nothing will read the bodies
+	var dir *sink.Dir
 	if cfg.OutputDir != "" {
 		tmpl := cfg.NameTemplate
 		if tmpl.String() == "" {
@@ -451,9 +448,12 @@ func (r *run) stream(ctx context.Context, observe func(*record.Record)) (complet
 		}
 		// Opened first, so that -o DIR/index.jsonl works in a new DIR, and
 		// before the input is read, which uses up the resume state.
-		dir, err := sink.OpenDir(cfg.OutputDir, tmpl, sink.DirOptions{
+		dir, err = sink.OpenDir(cfg.OutputDir, tmpl, sink.DirOptions{
 			Output: cfg.Output, Atomic: cfg.Atomic, Resume: r.resume, Digest: cfg.digest(),
 			Reserved: []string{cfg.StatsFile, cfg.MetricsFile, cfg.LogFile, cfg.LockFile},
+			// Bytes count as they arrive, so that progress moves while
+			// large bodies are still downloading.
+			OnSave: r.stats.Received,
 		})
 		if err != nil {
 			return false, err
@@ -465,7 +465,7 @@ func (r *run) stream(ctx context.Context, observe func(*record.Record)) (complet
 				err = cerr
 			}
 		}()
-		fo.Store = storeAdapter{dir, r.stats}
+		fo.Store = storeAdapter{dir}
 	}
 	out, err := sink.Create(cfg.Output, cfg.Stdout, sink.OutputOptions{Atomic: cfg.Atomic, Append: r.resume != nil})
 	if err != nil {
@@ -496,7 +496,7 @@ func (r *run) stream(ctx context.Context, observe func(*record.Record)) (complet
 		defer dd.Close() // its table lives outside the Go heap
 	}
 	input := r.input
-	if r.resume != nil || dd != nil || cfg.Shard != nil {
+	if r.resume != nil || dd != nil || cfg.Shard != nil || r.since != nil {
 		input.Skip = func(rec *record.Record) (bool, error) {
 			if cfg.Shard != nil && !cfg.Shard.Keeps(rec.Target, rec.URL) {
 				return true, nil
@@ -504,6 +504,11 @@ func (r *run) stream(ctx context.Context, observe func(*record.Record)) (complet
 			if r.resume != nil {
 				if done, err := r.resume.Done(rec.Index, rec.Identity()); done || err != nil {
 					return done, err
+				}
+			}
+			if r.since != nil {
+				if err := r.attachPrevious(rec, dir); err != nil {
+					return false, err
 				}
 			}
 			if dd != nil {
@@ -558,6 +563,7 @@ func (r *run) stream(ctx context.Context, observe func(*record.Record)) (complet
 		if !rec.CopyPending {
 			client.Fetch(ctx, rec)
 		}
+		rec.Prev = nil // carried over already, if it was needed
 		r.stats.Fetched(rec)
 		return rec
 	})
@@ -575,7 +581,7 @@ func (r *run) stream(ctx context.Context, observe func(*record.Record)) (complet
 			WindowBytes: cfg.ReorderMemory,
 			Size:        footprint,
 		}, func(ctx context.Context, rec *record.Record) *record.Record {
-			if !rec.CopyPending {
+			if !rec.CopyPending && !rec.NotModified { // a 304 carried its outputs over
 				chain.Apply(ctx, rec)
 			}
 			rec.Body, rec.Header = nil, nil // written records need neither

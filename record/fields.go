@@ -25,6 +25,10 @@ type Layout struct {
 	// JSON Lines can write.
 	InputColumns []string
 	InputVaries  bool
+	// Since adds not_modified (--since).
+	Since bool
+	// Extra adds the opt-in facts (--extra).
+	Extra Extras
 	// Columns are the transform output keys, in order.
 	Columns []string
 }
@@ -120,6 +124,18 @@ var fields = []Field{
 		Copy: func(d, o *Record) { d.Err = o.Err }},
 	{Name: "error_kind", Get: func(r *Record) Value { return strIf(string(r.ErrKind), r.Err != nil) },
 		Copy: func(d, o *Record) { d.ErrKind = o.ErrKind }},
+	{Name: "etag", Get: func(r *Record) Value { return strIf(r.ETag, r.ETag != "") },
+		Copy: func(d, o *Record) { d.ETag = o.ETag }},
+	{Name: "last_modified", Get: func(r *Record) Value { return strIf(r.LastModified, r.LastModified != "") },
+		Copy: func(d, o *Record) { d.LastModified = o.LastModified }},
+	{Name: "fetched_at", Get: func(r *Record) Value {
+		if r.FetchedAt.IsZero() {
+			return Value{}
+		}
+		return str(r.FetchedAt.UTC().Format(FetchedAtLayout))
+	}, Copy: func(d, o *Record) { d.FetchedAt = o.FetchedAt }},
+	{Name: "not_modified", In: func(l Layout) bool { return l.Since }, Get: func(r *Record) Value { return Value{Kind: Bool, B: r.NotModified} },
+		Copy: func(d, o *Record) { d.NotModified = o.NotModified }},
 	{Name: "duplicate_of", In: func(l Layout) bool { return l.Duplicates }, Get: func(r *Record) Value {
 		if !r.Duplicate {
 			return Value{}
@@ -133,15 +149,67 @@ var fields = []Field{
 	{Name: "blake3", In: func(l Layout) bool { return l.Files && l.Digest == "blake3" }, Get: fileDigest,
 		Copy: func(d, o *Record) { d.FileDigest = o.FileDigest }},
 	// A row's own data: a duplicate keeps its own.
-	{Name: "row", In: func(l Layout) bool { return l.Row }, Get: func(r *Record) Value { return strIf(r.RowHash, r.RowHash != "") }},
+	{Name: "row", In: func(l Layout) bool { return l.Row }, Get: func(r *Record) Value { return strIf(r.RowHash(), r.RowHash() != "") }},
 	{Name: "input", In: func(l Layout) bool { return l.InputColumns != nil || l.InputVaries }, CSVColumns: func(l Layout) []string { return l.InputColumns },
 		Get: func(r *Record) Value {
-			if r.Input == nil {
+			if r.Kept() == nil {
 				return Value{}
 			}
-			return Value{Kind: Any, V: r.Input}
+			return Value{Kind: Any, V: r.Kept()}
 		}},
+	// The opt-in facts (--extra). Those of the request itself (timing,
+	// connection, TLS) are not copied to a duplicate, which made none; the
+	// redirects that led to the final URL it copies are.
+	{Name: "timing", In: func(l Layout) bool { return l.Extra.Timing }, Get: func(r *Record) Value {
+		if r.Facts == nil || r.Facts.Timing == nil {
+			return Value{}
+		}
+		return Value{Kind: Any, V: r.Facts.Timing}
+	}},
+	{Name: "remote_addr", In: func(l Layout) bool { return l.Extra.Conn }, Get: func(r *Record) Value {
+		f := r.facts0()
+		return strIf(f.RemoteAddr, f.RemoteAddr != "")
+	}},
+	{Name: "reused", In: func(l Layout) bool { return l.Extra.Conn }, Get: func(r *Record) Value {
+		if f := r.facts0(); f.RemoteAddr != "" {
+			return Value{Kind: Bool, B: f.Reused}
+		}
+		return Value{}
+	}},
+	{Name: "tls_version", In: func(l Layout) bool { return l.Extra.TLS }, Get: func(r *Record) Value {
+		f := r.facts0()
+		return strIf(f.TLSVersion, f.TLSVersion != "")
+	}},
+	{Name: "tls_cipher", In: func(l Layout) bool { return l.Extra.TLS }, Get: func(r *Record) Value {
+		f := r.facts0()
+		return strIf(f.TLSCipher, f.TLSCipher != "")
+	}},
+	{Name: "redirects", In: func(l Layout) bool { return l.Extra.Redirects }, Get: func(r *Record) Value {
+		if !responded(r) {
+			return Value{}
+		}
+		if f := r.facts0(); f.Redirects != nil {
+			return Value{Kind: Any, V: f.Redirects}
+		}
+		return Value{Kind: Any, V: []Hop{}}
+	}, Copy: func(d, o *Record) {
+		if o.Facts != nil && o.Facts.Redirects != nil {
+			d.facts().Redirects = o.Facts.Redirects
+		}
+	}},
 }
+
+// facts0 returns a copy of the record's facts, empty when it has none.
+func (r *Record) facts0() Facts {
+	if r.Facts == nil {
+		return Facts{}
+	}
+	return *r.Facts
+}
+
+// FetchedAtLayout is how fetched_at is written: RFC 3339 in UTC, to the
+// millisecond.
+const FetchedAtLayout = "2006-01-02T15:04:05.000Z07:00"
 
 func fileDigest(r *Record) Value { return strIf(r.FileDigest, r.File != "") }
 

@@ -40,6 +40,8 @@ func Permanent(kind Kind, status int) bool {
 	case KindHTTPStatus:
 		return status > 0 && !RetryableStatus(status)
 	}
+	// KindRobots is not permanent: robots.txt may say otherwise by the
+	// next run, and asking again costs one request per host.
 	return false
 }
 
@@ -64,9 +66,18 @@ const (
 	KindTransform        Kind = "transform"
 	KindSave             Kind = "save"
 	KindCanceled         Kind = "canceled"
+	// KindRobots marks a URL that robots.txt does not let trawl fetch
+	// (--robots obey): no request was sent. It is a refusal the user asked
+	// for, not a failure: runs count it apart (Refused), it is not among
+	// Kinds, and --max-failures does not count it.
+	KindRobots Kind = "robots"
 )
 
-// Kinds returns every non-empty Kind in the order summaries print them.
+// Refused reports whether a record's kind is a refusal the user asked for
+// rather than a failure: it is counted apart and never fails a run.
+func Refused(kind Kind) bool { return kind == KindRobots }
+
+// Kinds returns every failure Kind in the order summaries print them.
 func Kinds() []Kind {
 	return []Kind{
 		KindInvalidURL, KindInput, KindBlocked, KindDNS, KindConnect, KindTLS, KindProtocol, KindTimeout, KindHTTPStatus,
@@ -116,6 +127,23 @@ type Record struct {
 	// CopyPending marks a duplicate whose result will be copied from its
 	// first occurrence instead of being fetched.
 	CopyPending bool
+
+	// ETag and LastModified are the validators of the final response, as
+	// sent; FetchedAt is when its fetch started (zero when no request was
+	// sent).
+	ETag         string
+	LastModified string
+	FetchedAt    time.Time
+	// NotModified reports that a conditional request (--since) was
+	// answered 304: the fields that describe the body are carried over
+	// from Prev.
+	NotModified bool
+	// Prev, when set, is the earlier run's record of this input line,
+	// whose validators make the request conditional.
+	Prev *Previous
+	// Facts are the opt-in facts (--extra) about the final request; nil
+	// without --extra, so that the common record stays small.
+	Facts *Facts
 	// Err is the first failure that happened to this record; nil on success.
 	Err error
 	// ErrKind classifies Err.
@@ -125,15 +153,10 @@ type Record struct {
 	// column list. A nil entry means the transform did not run or found nothing.
 	Values []any
 
-	// Input holds the kept columns of a structured input row.
-	Input *Input
-	// RowHash identifies a structured input row, for --resume.
-	RowHash string
-	// ReqHeader and ReqBody are this record's own request headers and
-	// body, made from its row by templates; they add to, or replace, the
-	// run's.
-	ReqHeader http.Header
-	ReqBody   []byte
+	// Row is what the record's input row adds beyond a URL; nil for a
+	// plain line without templates. One pointer, so that the common
+	// record stays small.
+	Row *Row
 
 	// Target is the parsed URL to fetch; nil when the line is not a valid URL.
 	Target *url.URL
@@ -141,6 +164,70 @@ type Record struct {
 	Body []byte
 	// Header is the final response's header. Dropped after transforms.
 	Header http.Header
+}
+
+// Facts are the opt-in facts (--extra) about a record's final request:
+// where its time went, the connection it used, its TLS parameters, and
+// the redirects followed to reach it.
+type Facts struct {
+	Timing     *Timing
+	RemoteAddr string
+	Reused     bool
+	TLSVersion string
+	TLSCipher  string
+	Redirects  []Hop
+}
+
+// facts returns the record's facts, giving it some if it has none.
+func (r *Record) facts() *Facts {
+	if r.Facts == nil {
+		r.Facts = &Facts{}
+	}
+	return r.Facts
+}
+
+// Row is what a structured row, or a row's templates, give its record.
+type Row struct {
+	// Hash identifies a structured input row, for --resume.
+	Hash string
+	// Input holds the kept columns.
+	Input *Input
+	// Header and Body are the record's own request headers and body, made
+	// from its row by templates; they add to, or replace, the run's.
+	Header http.Header
+	Body   []byte
+}
+
+// RowHash returns the hash of the record's structured row, or "".
+func (r *Record) RowHash() string {
+	if r.Row == nil {
+		return ""
+	}
+	return r.Row.Hash
+}
+
+// Kept returns the kept columns of the record's row, or nil.
+func (r *Record) Kept() *Input {
+	if r.Row == nil {
+		return nil
+	}
+	return r.Row.Input
+}
+
+// ReqHeader returns the request headers the record's row made, or nil.
+func (r *Record) ReqHeader() http.Header {
+	if r.Row == nil {
+		return nil
+	}
+	return r.Row.Header
+}
+
+// ReqBody returns the request body the record's row made, or nil.
+func (r *Record) ReqBody() []byte {
+	if r.Row == nil {
+		return nil
+	}
+	return r.Row.Body
 }
 
 // Input is the kept columns of an input row: their names when the row has
@@ -155,8 +242,8 @@ type Input struct {
 // Identity is what --resume compares a record by: its row's hash for a
 // structured row, else the URL as read.
 func (r *Record) Identity() string {
-	if r.RowHash != "" {
-		return r.RowHash
+	if h := r.RowHash(); h != "" {
+		return h
 	}
 	return r.URL
 }
@@ -192,8 +279,27 @@ func (r *Record) ErrorText() string {
 // own, except the parsed URL's that point into the line.
 func (r *Record) Footprint() int64 {
 	n := allocSize(int64(unsafe.Sizeof(*r)))
-	for _, s := range []string{r.URL, r.FinalURL, r.Proto, r.ContentType, r.File, r.FileDigest, r.RowHash} {
+	for _, s := range []string{r.URL, r.FinalURL, r.Proto, r.ContentType, r.File, r.FileDigest, r.ETag, r.LastModified} {
 		n += allocSize(int64(len(s)))
+	}
+	if p := r.Prev; p != nil {
+		n += allocSize(int64(unsafe.Sizeof(*p))) + allocSize(16*int64(cap(p.Values)))
+		for _, s := range []string{p.ETag, p.LastModified, p.ContentType, p.File, p.FileDigest} {
+			n += allocSize(int64(len(s)))
+		}
+		for _, v := range p.Values {
+			n += ValueFootprint(v)
+		}
+	}
+	if f := r.Facts; f != nil {
+		n += allocSize(int64(unsafe.Sizeof(*f))) + allocSize(int64(len(f.RemoteAddr)))
+		if f.Timing != nil {
+			n += allocSize(int64(unsafe.Sizeof(*f.Timing)))
+		}
+		n += allocSize(int64(unsafe.Sizeof(Hop{})) * int64(cap(f.Redirects)))
+		for _, h := range f.Redirects {
+			n += allocSize(int64(len(h.URL)))
+		}
 	}
 	if u := r.Target; u != nil {
 		n += allocSize(int64(unsafe.Sizeof(*u)))
@@ -204,12 +310,15 @@ func (r *Record) Footprint() int64 {
 			n += 48 + int64(len(u.User.String()))
 		}
 	}
-	n += allocSize(int64(cap(r.Body))) + allocSize(int64(cap(r.ReqBody)))
-	n += headerFootprint(r.ReqHeader)
-	if in := r.Input; in != nil {
-		n += allocSize(int64(unsafe.Sizeof(*in))) + allocSize(16*int64(cap(in.Values)))
-		for _, v := range in.Values {
-			n += ValueFootprint(v)
+	n += allocSize(int64(cap(r.Body)))
+	if row := r.Row; row != nil {
+		n += allocSize(int64(unsafe.Sizeof(*row))) + allocSize(int64(len(row.Hash))) + allocSize(int64(cap(row.Body)))
+		n += headerFootprint(row.Header)
+		if in := row.Input; in != nil {
+			n += allocSize(int64(unsafe.Sizeof(*in))) + allocSize(16*int64(cap(in.Values)))
+			for _, v := range in.Values {
+				n += ValueFootprint(v)
+			}
 		}
 	}
 	n += headerFootprint(r.Header)

@@ -32,7 +32,7 @@ func TestDigests(t *testing.T) {
 			}
 			u, _ := url.Parse("http://h.example/x")
 			r := &record.Record{Index: 7, Target: u}
-			p, err := dd.Create(r)
+			p, err := dd.Create(r, 0, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -71,7 +71,7 @@ func TestAbortStopsTheHash(t *testing.T) {
 			t.Fatal(err)
 		}
 		u, _ := url.Parse("http://h.example/x")
-		p, err := dd.Create(&record.Record{Target: u})
+		p, err := dd.Create(&record.Record{Target: u}, 0, "")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -33,6 +33,7 @@ type Dir struct {
 	// run writes inside the directory; no body may take them.
 	reserved []string
 	journal  *journal
+	onSave   func(n int)
 }
 
 // DirOptions describes the rest of the run a Dir saves bodies for.
@@ -54,6 +55,9 @@ type DirOptions struct {
 	Reserved []string
 	// Digest is the hash saved bodies get; "" means SHA256.
 	Digest Digest
+	// OnSave, when set, is told of every step of bytes saved, as they
+	// arrive (for progress), however they come: written, or spliced.
+	OnSave func(n int)
 }
 
 // OpenDir creates dir if needed and prepares it for saving bodies named by
@@ -74,7 +78,11 @@ func OpenDir(dir string, tmpl Template, opts DirOptions) (*Dir, error) {
 	if opts.Digest == "" {
 		opts.Digest = SHA256
 	}
-	d := &Dir{root: root, tmpl: tmpl, digest: opts.Digest, reserved: reservedNames(dir, append([]string{opts.Output}, opts.Reserved...))}
+	d := &Dir{root: root, tmpl: tmpl, digest: opts.Digest, onSave: opts.OnSave,
+		reserved: reservedNames(dir, append([]string{opts.Output}, opts.Reserved...))}
+	if d.onSave == nil {
+		d.onSave = func(int) {}
+	}
 	output := outputIdentity(opts.Output)
 	if err := d.recoverJournals(output, opts); err != nil {
 		root.Close()
@@ -156,8 +164,14 @@ func uniqueName(suffix string) string {
 	return path.Join(partialDir, strconv.Itoa(os.Getpid())+"-"+hex.EncodeToString(rnd[:])+suffix)
 }
 
-// Create starts saving one body in a partial file.
-func (d *Dir) Create(r *record.Record) (*PartialFile, error) {
+// Create starts saving one body in a partial file. A body whose response
+// has a validator may be kept if it is cut short (see Keep), and one with
+// an offset continues what was kept of it (see Kept).
+func (d *Dir) Create(r *record.Record, offset int64, validator string) (*PartialFile, error) {
+	if validator != "" {
+		return d.createKept(r, offset, validator)
+	}
+	d.Drop(r) // anything kept is of another version of the body
 	name := uniqueName(".part")
 	f, err := d.createPartial(name)
 	if err != nil {
@@ -183,12 +197,16 @@ type PartialFile struct {
 	buf  []byte     // the chunk being filled
 	hash *asyncHash // nil without a digest
 	tmp  string
+	// meta is the file beside a body that may be kept (see Keep); "" for
+	// a body that is discarded when cut short.
+	meta string
 	size int64
 }
 
 // Write appends to the partial file.
 func (p *PartialFile) Write(b []byte) (int, error) {
 	n := 0
+	defer func() { p.dir.onSave(n) }()
 	for len(b) > 0 {
 		k := min(cap(p.buf)-len(p.buf), len(b))
 		p.buf = append(p.buf, b[:k]...)
@@ -229,15 +247,34 @@ func (p *PartialFile) ReadFrom(r io.Reader) (int64, error) {
 			return 0, err
 		}
 	}
-	var n int64
-	var err error
-	if s, ok := r.(interface{ SpliceTo(*os.File) (int64, error) }); ok {
-		n, err = s.SpliceTo(p.f)
-	} else {
-		n, err = p.f.ReadFrom(r)
+	s, ok := r.(interface {
+		SpliceTo(f *os.File, max int64) (int64, error)
+	})
+	if !ok {
+		s = fileReader{r}
 	}
-	p.size += n
-	return n, err
+	// In steps, so that progress moves while a large body arrives.
+	var total int64
+	for {
+		n, err := s.SpliceTo(p.f, spliceStep)
+		total += n
+		p.size += n
+		p.dir.onSave(int(n))
+		if err != nil || n < spliceStep {
+			return total, err
+		}
+	}
+}
+
+// spliceStep is how much one step of ReadFrom saves at most.
+const spliceStep = 4 << 20
+
+// fileReader reads into a file by the file's own ReadFrom, a step at a
+// time, for a reader that cannot splice.
+type fileReader struct{ r io.Reader }
+
+func (f fileReader) SpliceTo(file *os.File, max int64) (int64, error) {
+	return file.ReadFrom(&io.LimitedReader{R: f.r, N: max})
 }
 
 // writerOnly hides a writer's ReadFrom, for io.Copy inside it.
@@ -250,6 +287,9 @@ func (p *PartialFile) Abort() {
 	}
 	p.f.Close()
 	p.dir.root.Remove(p.tmp)
+	if p.meta != "" {
+		p.dir.root.Remove(p.meta)
+	}
 }
 
 // maxSuffix bounds the ~N suffixes tried for a name already taken.
@@ -265,6 +305,9 @@ const maxSuffix = 1000
 // when the name exists, so concurrent commits cannot race.
 func (p *PartialFile) Commit(r *record.Record) error {
 	defer p.dir.root.Remove(p.tmp)
+	if p.meta != "" {
+		defer p.dir.root.Remove(p.meta)
+	}
 	var err error
 	if len(p.buf) > 0 {
 		_, err = p.f.Write(p.buf)

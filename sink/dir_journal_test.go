@@ -132,7 +132,7 @@ func TestDirKilledRunsAreUndone(t *testing.T) {
 		}
 		writeRecords(t, out, flushed)
 		// A body half written when the kill came.
-		p, err := d.Create(&record.Record{Target: mustURL(t, testURL(0))})
+		p, err := d.Create(&record.Record{Target: mustURL(t, testURL(0))}, 0, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -443,7 +443,7 @@ func TestDirPartialDirRemovedAtTheEnd(t *testing.T) {
 	// A body still in flight, or another live run's file, keeps it.
 	base = t.TempDir()
 	d, _ = OpenDir(base, tmpl, DirOptions{Output: out})
-	p, _ := d.Create(&record.Record{Target: mustURL(t, "http://h/y")})
+	p, _ := d.Create(&record.Record{Target: mustURL(t, "http://h/y")}, 0, "")
 	if err := d.Close(true); err != nil || !exists(base) {
 		t.Errorf("in flight: %s removed (%v)", partialDir, err)
 	}

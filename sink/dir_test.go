@@ -141,7 +141,7 @@ func FuzzNames(f *testing.F) {
 func save(t *testing.T, d *Dir, rawURL string, index int64, body string) (*record.Record, error) {
 	t.Helper()
 	r := &record.Record{Index: index, URL: rawURL, Target: mustURL(t, rawURL), ContentType: "text/html"}
-	p, err := d.Create(r)
+	p, err := d.Create(r, 0, "")
 	if err != nil {
 		return r, err
 	}
@@ -236,7 +236,7 @@ func TestDirAbortLeavesNothing(t *testing.T) {
 	tmpl, _ := ParseTemplate(DefaultTemplate)
 	d, _ := OpenDir(base, tmpl, DirOptions{})
 	r := &record.Record{Target: mustURL(t, "http://h/x")}
-	p, err := d.Create(r)
+	p, err := d.Create(r, 0, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -137,6 +137,9 @@ func (e *jsonlEncoder) appendValue(b []byte, v record.Value) []byte {
 		if in, ok := v.V.(*record.Input); ok {
 			return e.appendInput(b, in)
 		}
+		if a, ok := v.V.(record.JSONAppender); ok {
+			return a.AppendJSON(b)
+		}
 		e.scratch.Reset()
 		if err := e.enc.Encode(v.V); err != nil {
 			// A transform produced something JSON cannot hold (such as
@@ -220,7 +223,7 @@ func (e *csvEncoder) Encode(r *record.Record) error {
 	for _, f := range e.fields {
 		if f.CSVColumns != nil {
 			for i := range f.CSVColumns(e.layout) {
-				e.row[n] = r.Input.Cell(i)
+				e.row[n] = r.Kept().Cell(i)
 				n++
 			}
 			continue

@@ -191,7 +191,9 @@ func openRuns(path, tmpDir string) ([]*run, int, error) {
 		var runs []*run
 		for i, s := range spans {
 			sec := io.NewSectionReader(f, s.start, s.end-s.start)
-			runs = append(runs, &run{name: path, f: f, owns: i == 0, rd: NewReader(sec, path), first: s.firstLine})
+			rd := NewReader(sec, path)
+			rd.vetted = true // read through once already, just above
+			runs = append(runs, &run{name: path, f: f, owns: i == 0, rd: rd, first: s.firstLine})
 		}
 		if len(runs) == 0 {
 			f.Close()
@@ -234,7 +236,9 @@ func sortChunks(f *os.File, path string, size int64, tmpDir string) ([]*run, err
 		if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 			return err
 		}
-		runs = append(runs, &run{name: path + " (sorted)", f: tmp, temp: true, rd: NewReader(tmp, path+" (sorted)")})
+		rd := NewReader(tmp, path+" (sorted)")
+		rd.vetted = true // lines of the file, read as records already
+		runs = append(runs, &run{name: path + " (sorted)", f: tmp, temp: true, rd: rd})
 		chunk = chunk[:0]
 		return nil
 	}

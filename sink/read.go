@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 
 	"github.com/trawl-dev/trawl/record"
 )
@@ -32,6 +33,8 @@ type Entry struct {
 	Status int
 	// Kind is the error kind, "" when the record succeeded.
 	Kind record.Kind
+	// NotModified: the record was a 304 to --since.
+	NotModified bool
 }
 
 // Identity is what --resume compares the record by: the input row's hash
@@ -43,6 +46,68 @@ func (e Entry) Identity() string {
 	return e.URL
 }
 
+// readHead reads the part of a record Entry needs from a line: a valid
+// JSON object whose top-level fields have the types trawl writes. It
+// picks the fields out by hand after json.Valid rather than with
+// encoding/json's reflection, which cost 6.6 µs a line against 2 µs: every
+// line of an output being resumed, merged or used by --since passes here.
+// Keys are matched exactly, as trawl writes them.
+func readHead(raw []byte, validate bool) (head, bool) {
+	var h head
+	if validate && !json.Valid(raw) {
+		return h, false
+	}
+	b := bytes.TrimSpace(raw)
+	ok := true
+	scanObject(b, func(key, v []byte) {
+		null := string(v) == "null"
+		switch string(key) {
+		case "index":
+			if null {
+				h.Index = nil
+				return
+			}
+			n, err := strconv.ParseInt(string(v), 10, 64)
+			if err != nil {
+				ok = false
+			}
+			h.Index = &n
+		case "url":
+			h.URL = nil
+			if !null {
+				s, isStr := jsonString(v)
+				ok = ok && isStr
+				h.URL = &s
+			}
+		case "row":
+			h.Row = nil
+			if !null {
+				s, isStr := jsonString(v)
+				ok = ok && isStr
+				h.Row = &s
+			}
+		case "status":
+			h.Status = nil
+			if !null {
+				n, err := strconv.Atoi(string(v))
+				ok = ok && err == nil
+				h.Status = &n
+			}
+		case "error_kind":
+			h.ErrorKind = nil
+			if !null {
+				s, isStr := jsonString(v)
+				ok = ok && isStr
+				h.ErrorKind = &s
+			}
+		case "not_modified":
+			h.NotMod = string(v) == "true"
+			ok = ok && (null || h.NotMod || string(v) == "false")
+		}
+	})
+	return h, ok && len(b) > 0 && b[0] == '{'
+}
+
 // head is the part of a record Entry needs.
 type head struct {
 	Index     *int64  `json:"index"`
@@ -50,6 +115,7 @@ type head struct {
 	Row       *string `json:"row"`
 	Status    *int    `json:"status"`
 	ErrorKind *string `json:"error_kind"`
+	NotMod    bool    `json:"not_modified"`
 }
 
 // Reader reads trawl's JSON Lines output record by record, holding one
@@ -65,6 +131,9 @@ type Reader struct {
 	good   int64 // where the last complete record ends
 	line   int
 	torn   bool
+	// vetted: the lines were read as records before (the second pass
+	// over a file's runs), so they need not be checked to be JSON again.
+	vetted bool
 }
 
 // NewReader reads records from r; name is used in messages.
@@ -87,8 +156,8 @@ func (r *Reader) Next() (Entry, error) {
 		return Entry{}, fmt.Errorf("cannot read %s: %w", r.name, err)
 	}
 	r.line++
-	var h head
-	if jerr := json.Unmarshal(raw, &h); jerr != nil || h.Index == nil || h.URL == nil {
+	h, ok := readHead(raw, !r.vetted)
+	if !ok || h.Index == nil || h.URL == nil {
 		if _, perr := r.br.Peek(1); errors.Is(perr, io.EOF) {
 			r.torn = true // a last line that is not a record: torn all the same
 			return Entry{}, io.EOF
@@ -106,6 +175,7 @@ func (r *Reader) Next() (Entry, error) {
 	if h.ErrorKind != nil {
 		e.Kind = record.Kind(*h.ErrorKind)
 	}
+	e.NotModified = h.NotMod
 	return e, nil
 }
 

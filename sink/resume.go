@@ -38,6 +38,8 @@ type Resume struct {
 	// kind, and KeptClasses all kept records by HTTP status class.
 	KeptKinds   map[record.Kind]int64
 	KeptClasses map[string]int64
+	// KeptNotModified counts the kept records that were 304s to --since.
+	KeptNotModified int64
 	// Torn reports that an incomplete last line was dropped.
 	Torn    bool
 	pending int64 // kept records whose input line has not been seen yet
@@ -97,6 +99,9 @@ func LoadResume(path string, opts ResumeOptions) (*Resume, error) {
 				res.KeptKinds[e.Kind]++
 			}
 			res.KeptClasses[stats.StatusClass(e.Status)]++
+			if e.NotModified {
+				res.KeptNotModified++
+			}
 			keep = append(keep, [2]int64{e.Offset, e.Offset + int64(len(e.Raw))})
 		}
 	}
@@ -182,7 +187,7 @@ func (res *Resume) Earlier() stats.Earlier {
 	for _, n := range res.KeptKinds {
 		failed += n
 	}
-	return stats.Earlier{Records: res.Kept, Failed: failed, ByKind: res.KeptKinds, ByClass: res.KeptClasses}
+	return stats.Earlier{Records: res.Kept, Failed: failed, NotModified: res.KeptNotModified, ByKind: res.KeptKinds, ByClass: res.KeptClasses}
 }
 
 // HasRecord reports whether the output keeps a record for this index. It

@@ -23,6 +23,7 @@ func okRecord() *record.Record {
 	return &record.Record{
 		Index: 3, URL: "http://a.test/x", FinalURL: "http://a.test/y", Status: 200, Proto: "HTTP/1.1",
 		ContentType: "text/html", Bytes: 42, WireBytes: 40, Attempts: 2, Duration: 12345 * time.Microsecond,
+		ETag: `W/"x1"`, FetchedAt: time.Date(2026, 12, 1, 4, 15, 2, 123456789, time.FixedZone("CET", 3600)),
 		Values: []any{"Hello, \"world\"\nline two", map[string][]string{"a": {"1"}}},
 	}
 }
@@ -44,8 +45,8 @@ func TestJSONL(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	want := `{"index":3,"url":"http://a.test/x","final_url":"http://a.test/y","status":200,"proto":"HTTP/1.1","content_type":"text/html","bytes":42,"wire_bytes":40,"truncated":false,"attempts":2,"duration_ms":12.345,"error":null,"error_kind":null,"title":"Hello, \"world\"\nline two","headers":{"a":["1"]}}
-{"index":4,"url":"ftp://nope","final_url":null,"status":null,"proto":null,"content_type":null,"bytes":0,"wire_bytes":0,"truncated":false,"attempts":0,"duration_ms":0,"error":"unsupported scheme","error_kind":"invalid_url","title":null,"headers":null}
+	want := `{"index":3,"url":"http://a.test/x","final_url":"http://a.test/y","status":200,"proto":"HTTP/1.1","content_type":"text/html","bytes":42,"wire_bytes":40,"truncated":false,"attempts":2,"duration_ms":12.345,"error":null,"error_kind":null,"etag":"W/\"x1\"","last_modified":null,"fetched_at":"2026-12-01T03:15:02.123Z","title":"Hello, \"world\"\nline two","headers":{"a":["1"]}}
+{"index":4,"url":"ftp://nope","final_url":null,"status":null,"proto":null,"content_type":null,"bytes":0,"wire_bytes":0,"truncated":false,"attempts":0,"duration_ms":0,"error":"unsupported scheme","error_kind":"invalid_url","etag":null,"last_modified":null,"fetched_at":null,"title":null,"headers":null}
 `
 	if buf.String() != want {
 		t.Fatalf("got\n%s\nwant\n%s", buf.String(), want)
@@ -74,7 +75,7 @@ func TestJSONLStaysValidWhateverTheInput(t *testing.T) {
 
 func TestKeptInputColumns(t *testing.T) {
 	rec := func(in *record.Input) *record.Record {
-		return &record.Record{Index: 1, URL: "http://a.test/", RowHash: "ab12", Input: in}
+		return &record.Record{Index: 1, URL: "http://a.test/", Row: &record.Row{Hash: "ab12", Input: in}}
 	}
 	csvRow := rec(&record.Input{Names: []string{"id", "note"}, Values: []any{"7", "a <b> & \"c\"\nd"}})
 	jsonRow := rec(&record.Input{Names: []string{"n", "tags", "gone"}, Values: []any{json.RawMessage("1.50"), json.RawMessage(`[ "x", {"k" : 1} ]`), nil}})
@@ -142,12 +143,12 @@ func TestCSVQuotingRoundTrips(t *testing.T) {
 		t.Fatalf("got %d rows, want header + 2", len(rows))
 	}
 	wantHeader := []string{"index", "url", "final_url", "status", "proto", "content_type", "bytes",
-		"wire_bytes", "truncated", "attempts", "duration_ms", "error", "error_kind", "title", "headers"}
+		"wire_bytes", "truncated", "attempts", "duration_ms", "error", "error_kind", "etag", "last_modified", "fetched_at", "title", "headers"}
 	if !reflect.DeepEqual(rows[0], wantHeader) {
 		t.Errorf("header = %v", rows[0])
 	}
 	ok := rows[1]
-	if ok[0] != "3" || ok[3] != "200" || ok[7] != "40" || ok[10] != "12.345" || ok[11] != "" || ok[13] != "Hello, \"world\"\nline two" || ok[14] != `{"a":["1"]}` {
+	if ok[0] != "3" || ok[3] != "200" || ok[7] != "40" || ok[10] != "12.345" || ok[11] != "" || ok[13] != `W/"x1"` || ok[15] != "2026-12-01T03:15:02.123Z" || ok[16] != "Hello, \"world\"\nline two" || ok[17] != `{"a":["1"]}` {
 		t.Errorf("ok row = %q", ok)
 	}
 	bad := rows[2]
@@ -354,8 +355,8 @@ func TestFileFields(t *testing.T) {
 	saved.File, saved.FileDigest = "h/x.html", "abc"
 	enc.Encode(saved)
 	enc.Encode(failedRecord())
-	want := `"error_kind":null,"file":"h/x.html","sha256":"abc","title":"T"}`
-	if !strings.Contains(buf.String(), want) || !strings.Contains(buf.String(), `"error_kind":"invalid_url","file":null,"sha256":null,"title":null}`) {
+	want := `"fetched_at":"2026-12-01T03:15:02.123Z","file":"h/x.html","sha256":"abc","title":"T"}`
+	if !strings.Contains(buf.String(), want) || !strings.Contains(buf.String(), `"fetched_at":null,"file":null,"sha256":null,"title":null}`) {
 		t.Fatalf("got %s", buf.String())
 	}
 }

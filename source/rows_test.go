@@ -61,11 +61,11 @@ func TestCSVRows(t *testing.T) {
 			t.Errorf("record %d = {%d %q %v}, want {%d %q nil}", w.i, r.Index, r.URL, r.Err, w.i, w.url)
 			continue
 		}
-		if r.Input == nil || !slices.Equal(r.Input.Names, []string{"note", "id"}) || r.Input.Values[0] != w.note || r.Input.Values[1] != w.id {
-			t.Errorf("record %d kept %+v, want note=%q id=%q", w.i, r.Input, w.note, w.id)
+		if r.Kept() == nil || !slices.Equal(r.Kept().Names, []string{"note", "id"}) || r.Kept().Values[0] != w.note || r.Kept().Values[1] != w.id {
+			t.Errorf("record %d kept %+v, want note=%q id=%q", w.i, r.Kept(), w.note, w.id)
 		}
-		if len(r.RowHash) != 16 {
-			t.Errorf("record %d row hash %q", w.i, r.RowHash)
+		if len(r.RowHash()) != 16 {
+			t.Errorf("record %d row hash %q", w.i, r.RowHash())
 		}
 	}
 	for _, i := range []int{2, 3} {
@@ -77,7 +77,7 @@ func TestCSVRows(t *testing.T) {
 	if !strings.Contains(got[2].ErrorText(), "has 2 fields, the header 3") {
 		t.Errorf("short row error %q does not count its fields", got[2].ErrorText())
 	}
-	if got[0].RowHash == got[4].RowHash {
+	if got[0].RowHash() == got[4].RowHash() {
 		t.Error("different rows share a hash")
 	}
 }
@@ -115,7 +115,7 @@ func TestTSVKeepsQuotes(t *testing.T) {
 	if len(got) != 1 || got[0].Err != nil {
 		t.Fatalf("TSV: %+v", got)
 	}
-	if v := got[0].Input.Values[1]; v != `say "hi"` {
+	if v := got[0].Kept().Values[1]; v != `say "hi"` {
 		t.Errorf("TSV title = %q", v)
 	}
 }
@@ -135,10 +135,10 @@ func TestJSONRows(t *testing.T) {
 	if first.Err != nil || first.URL != "http://a.test/1" {
 		t.Fatalf("first row: %q %v", first.URL, first.Err)
 	}
-	vals := first.Input.Values
-	if !slices.Equal(first.Input.Names, []string{"n", "u.href", "missing"}) || len(vals) != 3 ||
+	vals := first.Kept().Values
+	if !slices.Equal(first.Kept().Names, []string{"n", "u.href", "missing"}) || len(vals) != 3 ||
 		string(vals[0].(json.RawMessage)) != "1.50" || string(vals[1].(json.RawMessage)) != `"http://a.test/1"` || vals[2] != nil {
-		t.Errorf("kept %q = %q, want numbers as written, in the order asked, a missing one nil", first.Input.Names, vals)
+		t.Errorf("kept %q = %q, want numbers as written, in the order asked, a missing one nil", first.Kept().Names, vals)
 	}
 	for i, want := range []struct {
 		kind record.Kind
@@ -154,8 +154,8 @@ func TestJSONRows(t *testing.T) {
 			t.Errorf("row %d: kind %q error %q, want %s with %q", i+1, r.ErrKind, r.ErrorText(), want.kind, want.text)
 		}
 	}
-	if r := got[4]; r.Input == nil || len(r.Input.Values) != 3 {
-		t.Errorf("a row without a URL lost its kept columns: %+v", r.Input)
+	if r := got[4]; r.Kept() == nil || len(r.Kept().Values) != 3 {
+		t.Errorf("a row without a URL lost its kept columns: %+v", r.Kept())
 	}
 }
 
@@ -199,8 +199,8 @@ func TestTemplates(t *testing.T) {
 		t.Fatalf("got %d records", len(got))
 	}
 	r := got[0]
-	if r.Err != nil || r.URL != "http://a.test/items/a%20b?id=a+b" || string(r.ReqBody) != `{"name":"say \"hi\""}` || r.ReqHeader.Get("X-Id") != "a b" {
-		t.Errorf("templated request: url %q body %q header %q err %v", r.URL, r.ReqBody, r.ReqHeader.Get("X-Id"), r.Err)
+	if r.Err != nil || r.URL != "http://a.test/items/a%20b?id=a+b" || string(r.ReqBody()) != `{"name":"say \"hi\""}` || r.ReqHeader().Get("X-Id") != "a b" {
+		t.Errorf("templated request: url %q body %q header %q err %v", r.URL, r.ReqBody(), r.ReqHeader().Get("X-Id"), r.Err)
 	}
 	if got[1].ErrKind != record.KindInput {
 		t.Errorf("short row: kind %q", got[1].ErrKind)

@@ -424,9 +424,11 @@ func readRows(ctx context.Context, rows rowReader, opts Options, index *int64, o
 // parsed target (and any per-row request) or its error.
 func fill(rec *record.Record, r row, req *Request) {
 	rec.URL = r.text
-	rec.RowHash = r.hash
-	if r.kept != nil || r.keptNames != nil {
-		rec.Input = &record.Input{Names: r.keptNames, Values: r.kept}
+	if r.hash != "" || r.kept != nil || r.keptNames != nil {
+		rec.Row = &record.Row{Hash: r.hash}
+		if r.kept != nil || r.keptNames != nil {
+			rec.Row.Input = &record.Input{Names: r.keptNames, Values: r.kept}
+		}
 	}
 	if r.err != nil {
 		kind := record.KindInvalidURL

@@ -98,17 +98,26 @@ func (r *Request) apply(rec *record.Record, rw row) error {
 		if strings.ContainsAny(v, "\r\n") {
 			return fmt.Errorf("header %s template made a value with a line break", h.Name)
 		}
-		if rec.ReqHeader == nil {
-			rec.ReqHeader = http.Header{}
+		row := rowOf(rec)
+		if row.Header == nil {
+			row.Header = http.Header{}
 		}
-		rec.ReqHeader.Add(h.Name, v)
+		row.Header.Add(h.Name, v)
 	}
 	if r.Body != nil {
 		b, err := execute(r.Body, rw)
 		if err != nil {
 			return err
 		}
-		rec.ReqBody = []byte(b)
+		rowOf(rec).Body = []byte(b)
 	}
 	return nil
+}
+
+// rowOf returns the record's row, giving it one if it has none.
+func rowOf(rec *record.Record) *record.Row {
+	if rec.Row == nil {
+		rec.Row = &record.Row{}
+	}
+	return rec.Row
 }

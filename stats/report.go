@@ -34,6 +34,8 @@ type jsonCounts struct {
 	URLs          int64            `json:"urls"`
 	OK            int64            `json:"ok"`
 	Failed        int64            `json:"failed"`
+	NotModified   int64            `json:"not_modified"`
+	RobotsRefused int64            `json:"robots_refused"`
 	StatusClasses map[string]int64 `json:"status_classes"`
 	ErrorKinds    map[string]int64 `json:"error_kinds"`
 }
@@ -47,12 +49,15 @@ func countsOf(t Totals) jsonCounts {
 	for _, k := range record.Kinds() {
 		kinds[string(k)] = t.ByKind[k]
 	}
-	return jsonCounts{URLs: t.Records, OK: t.OK, Failed: t.Failed, StatusClasses: classes, ErrorKinds: kinds}
+	return jsonCounts{URLs: t.Records, OK: t.OK, Failed: t.Failed, NotModified: t.NotModified, RobotsRefused: t.Refused,
+		StatusClasses: classes, ErrorKinds: kinds}
 }
 
 // jsonReport fixes the JSON layout, which scripts depend on. Version 2:
 // the top-level counts describe the whole output, records kept from
 // earlier runs (--resume) included; this_run has this run's alone.
+// not_modified (304s to --since, among ok) and robots_refused (neither ok
+// nor failed) were added within version 2.
 type jsonReport struct {
 	Version       int              `json:"version"`
 	Started       time.Time        `json:"started"`
@@ -64,6 +69,8 @@ type jsonReport struct {
 	URLs          int64            `json:"urls"`
 	OK            int64            `json:"ok"`
 	Failed        int64            `json:"failed"`
+	NotModified   int64            `json:"not_modified"`
+	RobotsRefused int64            `json:"robots_refused"`
 	Resumed       int64            `json:"resumed"`
 	StatusClasses map[string]int64 `json:"status_classes"`
 	ErrorKinds    map[string]int64 `json:"error_kinds"`
@@ -100,10 +107,12 @@ func (r Report) JSON() ([]byte, error) {
 		URLs:          whole.URLs,
 		OK:            whole.OK,
 		Failed:        whole.Failed,
+		NotModified:   whole.NotModified,
+		RobotsRefused: whole.RobotsRefused,
 		Resumed:       r.Earlier.Records,
 		StatusClasses: whole.StatusClasses,
 		ErrorKinds:    whole.ErrorKinds,
-		ThisRun: countsOf(Totals{Records: r.Records, OK: r.OK, Failed: r.Failed,
+		ThisRun: countsOf(Totals{Records: r.Records, OK: r.OK, Failed: r.Failed, NotModified: r.NotModified, Refused: r.Refused,
 			ByKind: r.ByKind, ByClass: r.ByClass}),
 		Retries:       r.Retries,
 		Bytes:         r.Bytes,
@@ -146,12 +155,13 @@ func (r Report) Prometheus() []byte {
 	metric("trawl_last_run_exit_code", "Exit status of the last run.", one(float64(r.ExitCode)))
 	metric("trawl_last_run_duration_seconds", "Wall time of the last run.", one(r.Finished.Sub(r.Started).Seconds()))
 	whole := r.Whole()
-	metric("trawl_last_run_urls", "Records in the last run's output by result, those kept from earlier runs (--resume) included.", map[string]float64{
-		`{result="ok"}`: float64(whole.OK), `{result="failed"}`: float64(whole.Failed),
+	metric("trawl_last_run_urls", "Records in the last run's output by result (refused: by robots.txt), those kept from earlier runs (--resume) included.", map[string]float64{
+		`{result="ok"}`: float64(whole.OK), `{result="failed"}`: float64(whole.Failed), `{result="refused"}`: float64(whole.Refused),
 	})
-	metric("trawl_last_run_this_run_urls", "Records the last run itself wrote, by result.", map[string]float64{
-		`{result="ok"}`: float64(r.OK), `{result="failed"}`: float64(r.Failed),
+	metric("trawl_last_run_this_run_urls", "Records the last run itself wrote, by result (refused: by robots.txt).", map[string]float64{
+		`{result="ok"}`: float64(r.OK), `{result="failed"}`: float64(r.Failed), `{result="refused"}`: float64(r.Refused),
 	})
+	metric("trawl_last_run_not_modified_urls", "Records of the last run's output whose URL answered 304 Not Modified to --since (counted among ok).", one(float64(whole.NotModified)))
 	metric("trawl_last_run_resumed_urls", "URLs an earlier run had already done.", one(float64(r.Earlier.Records)))
 	classes := map[string]float64{}
 	for _, c := range StatusClasses() {

@@ -22,8 +22,10 @@ import (
 type Earlier struct {
 	Records int64
 	Failed  int64
-	ByKind  map[record.Kind]int64
-	ByClass map[string]int64
+	// NotModified counts the kept records that were 304s to --since.
+	NotModified int64
+	ByKind      map[record.Kind]int64
+	ByClass     map[string]int64
 }
 
 // Stats accumulates counters for one run. It is safe for concurrent use.
@@ -33,12 +35,16 @@ type Stats struct {
 	start   time.Time
 	records int64
 	ok      int64
-	byKind  map[record.Kind]int64
-	byClass map[string]int64
-	retries int64
-	bytes   int64
-	latency Histogram
-	hostCap HostCap
+	// notModified counts the ok records that were 304s (--since), refused
+	// those robots.txt kept trawl from (neither ok nor failed).
+	notModified int64
+	refused     int64
+	byKind      map[record.Kind]int64
+	byClass     map[string]int64
+	retries     int64
+	bytes       int64
+	latency     Histogram
+	hostCap     HostCap
 
 	// Counted by the fetch stage's workers, concurrently and once per URL,
 	// hence atomics rather than the mutex.
@@ -66,16 +72,25 @@ func (s *Stats) Observe(r *record.Record) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.records++
-	if r.Err == nil {
+	switch {
+	case r.Err == nil:
 		s.ok++
-	} else {
+		if r.NotModified {
+			s.notModified++
+		}
+	case record.Refused(r.ErrKind):
+		s.refused++
+	default:
 		s.byKind[r.ErrKind]++
 	}
 	if r.Attempts > 1 {
 		s.retries += int64(r.Attempts - 1)
 	}
 	s.byClass[StatusClass(r.Status)]++
-	s.bytes += r.Bytes
+	if !r.NotModified {
+		// A 304's bytes are the earlier body's, carried over: none came.
+		s.bytes += r.Bytes
+	}
 	if r.Attempts > 0 {
 		s.latency.Add(r.Duration)
 	}
@@ -87,10 +102,10 @@ func (s *Stats) Observe(r *record.Record) {
 // result is still to be copied counts as done, without bytes or failure.
 func (s *Stats) Fetched(r *record.Record) {
 	s.fetched.Add(1)
-	if r.Bytes > 0 {
+	if r.Bytes > 0 && !r.NotModified {
 		s.fetchedBytes.Add(r.Bytes)
 	}
-	if r.Err != nil {
+	if r.Err != nil && !record.Refused(r.ErrKind) {
 		s.fetchFailed.Add(1)
 	}
 }
@@ -120,14 +135,19 @@ type Snapshot struct {
 	Records int64
 	OK      int64
 	Failed  int64
-	ByKind  map[record.Kind]int64
-	ByClass map[string]int64
-	Retries int64
-	Bytes   int64
-	Elapsed time.Duration
-	P50     time.Duration
-	P95     time.Duration
-	P99     time.Duration
+	// NotModified counts the OK records that were 304s to --since;
+	// Refused the records robots.txt kept trawl from, which are neither
+	// OK nor Failed.
+	NotModified int64
+	Refused     int64
+	ByKind      map[record.Kind]int64
+	ByClass     map[string]int64
+	Retries     int64
+	Bytes       int64
+	Elapsed     time.Duration
+	P50         time.Duration
+	P95         time.Duration
+	P99         time.Duration
 
 	Fetched      int64
 	FetchedBytes int64
@@ -145,16 +165,19 @@ func (s *Stats) Snapshot(now time.Time) Snapshot {
 		Earlier: s.earlier,
 		Records: s.records,
 		OK:      s.ok,
-		Failed:  s.records - s.ok,
-		ByKind:  make(map[record.Kind]int64, len(s.byKind)),
-		ByClass: make(map[string]int64, len(s.byClass)),
-		Retries: s.retries,
-		Bytes:   s.bytes,
-		Elapsed: now.Sub(s.start),
-		P50:     s.latency.Quantile(0.50),
-		P95:     s.latency.Quantile(0.95),
-		P99:     s.latency.Quantile(0.99),
-		HostCap: s.hostCap,
+		Failed:  s.records - s.ok - s.refused,
+
+		NotModified: s.notModified,
+		Refused:     s.refused,
+		ByKind:      make(map[record.Kind]int64, len(s.byKind)),
+		ByClass:     make(map[string]int64, len(s.byClass)),
+		Retries:     s.retries,
+		Bytes:       s.bytes,
+		Elapsed:     now.Sub(s.start),
+		P50:         s.latency.Quantile(0.50),
+		P95:         s.latency.Quantile(0.95),
+		P99:         s.latency.Quantile(0.99),
+		HostCap:     s.hostCap,
 
 		Fetched:      s.fetched.Load(),
 		FetchedBytes: s.fetchedBytes.Load(),
@@ -172,11 +195,13 @@ func (s *Stats) Snapshot(now time.Time) Snapshot {
 
 // Totals are the counts of a whole output.
 type Totals struct {
-	Records int64
-	OK      int64
-	Failed  int64
-	ByKind  map[record.Kind]int64
-	ByClass map[string]int64
+	Records     int64
+	OK          int64
+	Failed      int64
+	NotModified int64
+	Refused     int64
+	ByKind      map[record.Kind]int64
+	ByClass     map[string]int64
 }
 
 // Whole returns the figures of the whole output: this run's records and
@@ -187,8 +212,11 @@ func (s Snapshot) Whole() Totals {
 		Failed:  s.Failed + s.Earlier.Failed,
 		ByKind:  map[record.Kind]int64{},
 		ByClass: map[string]int64{},
+		// --resume fetches refused URLs again: none is kept from earlier.
+		Refused:     s.Refused,
+		NotModified: s.NotModified + s.Earlier.NotModified,
 	}
-	t.OK = t.Records - t.Failed
+	t.OK = t.Records - t.Failed - t.Refused
 	for _, m := range []map[record.Kind]int64{s.ByKind, s.Earlier.ByKind} {
 		for k, v := range m {
 			t.ByKind[k] += v
@@ -227,16 +255,32 @@ func (s Snapshot) Rate() float64 {
 // whole output's.
 func (s Snapshot) Summary() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s in %s (%.1f URLs/s): %d ok, %d failed%s",
-		plural(s.Records, "URL"), s.Elapsed.Round(time.Millisecond), s.Rate(), s.OK, s.Failed, kinds(s.Failed, s.ByKind))
+	fmt.Fprintf(&b, "%s in %s (%.1f URLs/s): %s, %d failed%s%s",
+		plural(s.Records, "URL"), s.Elapsed.Round(time.Millisecond), s.Rate(), okText(s.OK, s.NotModified), s.Failed, kinds(s.Failed, s.ByKind), refusedText(s.Refused))
 	fmt.Fprintf(&b, "\nretries %d, %s received, latency p50 %s p95 %s p99 %s\n",
 		s.Retries, FormatBytes(s.Bytes), roundLatency(s.P50), roundLatency(s.P95), roundLatency(s.P99))
 	if s.Earlier.Records > 0 {
 		w := s.Whole()
-		fmt.Fprintf(&b, "whole output: %s, %d from earlier runs: %d ok, %d failed%s\n",
-			plural(w.Records, "record"), s.Earlier.Records, w.OK, w.Failed, kinds(w.Failed, w.ByKind))
+		fmt.Fprintf(&b, "whole output: %s, %d from earlier runs: %s, %d failed%s%s\n",
+			plural(w.Records, "record"), s.Earlier.Records, okText(w.OK, w.NotModified), w.Failed, kinds(w.Failed, w.ByKind), refusedText(w.Refused))
 	}
 	return b.String()
+}
+
+// okText counts the successes, and among them the 304s to --since.
+func okText(ok, notModified int64) string {
+	if notModified == 0 {
+		return fmt.Sprintf("%d ok", ok)
+	}
+	return fmt.Sprintf("%d ok (%d not modified)", ok, notModified)
+}
+
+// refusedText counts the URLs robots.txt kept trawl from, when any.
+func refusedText(n int64) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %d refused by robots.txt", n)
 }
 
 // kinds lists the failures by kind, in the documented order.

@@ -142,7 +142,7 @@ func keptCopy(r *record.Record) record.Record {
 	c := *r
 	c.URL, c.Target, c.Body, c.Header = "", nil, nil, nil
 	// The row's own data: a duplicate keeps its own.
-	c.Input, c.RowHash, c.ReqBody, c.ReqHeader = nil, "", nil, nil
+	c.Row = nil
 	for _, s := range []*string{&c.FinalURL, &c.Proto, &c.ContentType, &c.File, &c.FileDigest} {
 		*s = strings.Clone(*s)
 	}

@@ -178,23 +178,24 @@ type hasher struct{ seed maphash.Seed }
 // The method is the run's, the same for every record.
 func (h hasher) hash(r *record.Record) uint64 {
 	key := urlkey.Normalize(r.Target)
-	if r.ReqBody == nil && r.ReqHeader == nil {
+	body, header := r.ReqBody(), r.ReqHeader()
+	if body == nil && header == nil {
 		return maphash.String(h.seed, key)
 	}
 	var mh maphash.Hash
 	mh.SetSeed(h.seed)
 	mh.WriteString(key)
 	mh.WriteByte(0)
-	mh.WriteString(strconv.Itoa(len(r.ReqBody)))
+	mh.WriteString(strconv.Itoa(len(body)))
 	mh.WriteByte(0)
-	mh.Write(r.ReqBody)
-	names := make([]string, 0, len(r.ReqHeader))
-	for name := range r.ReqHeader {
+	mh.Write(body)
+	names := make([]string, 0, len(header))
+	for name := range header {
 		names = append(names, name)
 	}
 	slices.Sort(names)
 	for _, name := range names {
-		for _, v := range r.ReqHeader[name] {
+		for _, v := range header[name] {
 			mh.WriteByte(0)
 			mh.WriteString(name)
 			mh.WriteByte(':')

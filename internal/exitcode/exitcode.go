@@ -35,6 +35,7 @@ const Help = `Exit status:
   1    trawl itself failed (e.g. the output could not be written)
   2    usage or configuration error; nothing was fetched
   3    the run completed, but more URLs failed than --max-failures allows
+       (304s to --since are successes; robots.txt refusals never count)
   4    another trawl holds the --lock file; nothing was done
   5    --deadline stopped the run before the end of the input (--resume finishes it)
   130  interrupted by SIGINT (143: SIGTERM); records so far are written`

@@ -115,7 +115,8 @@ type host struct {
 	starts    rateCounter   // recent starts, to estimate the host's rate
 	oks       rateCounter   // recent successes, to estimate what the host accepts
 	lastUsed  time.Time
-	waiting   bool // a URL was refused at the configured cap since the last release
+	waiting   bool       // a URL was refused at the configured cap since the last release
+	crawl     rate.Limit // the rate robots.txt's Crawl-delay asks for; 0 = none
 }
 
 // New returns a Throttle for opts.
@@ -277,6 +278,48 @@ func (t *Throttle) Wait(ctx context.Context, key string) error {
 	}
 }
 
+// SetCrawlDelay paces the host at one request per d, as its robots.txt
+// asks, unless --per-host-rate is as strict already; the request that
+// fetched robots.txt counts as the first. Setting the same delay again
+// does nothing, so the caller may say it for every URL of the host (a
+// host idle for a while is forgotten, its delay with it).
+func (t *Throttle) SetCrawlDelay(key string, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	lim := rate.Every(d)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.opts.Now()
+	h := t.host(key, now)
+	if h.crawl == lim {
+		return
+	}
+	h.crawl = lim
+	switch {
+	case t.opts.PerHostRate > 0 && rate.Limit(t.opts.PerHostRate) <= lim:
+		// The user's own rate is the stricter one.
+	case h.limiter == nil:
+		h.limiter = rate.NewLimiter(lim, 1)
+		h.limiter.AllowN(now, 1)
+	case h.limiter.Limit() > lim:
+		h.limiter.SetLimitAt(now, lim)
+		h.limiter.SetBurstAt(now, 1)
+		h.limiter.AllowN(now, 1)
+		h.adaptive = false // from now on it is robots.txt's pace
+	}
+}
+
+// ceiling is the fastest the host may be paced at: the stricter of
+// --per-host-rate and its Crawl-delay; 0 means no limit.
+func (t *Throttle) ceiling(h *host) rate.Limit {
+	c := rate.Limit(t.opts.PerHostRate)
+	if h.crawl > 0 && (c == 0 || h.crawl < c) {
+		c = h.crawl
+	}
+	return c
+}
+
 // Observe feeds a response back for adaptive backoff: 429 and 503 slow the
 // host down, successes speed it up again.
 func (t *Throttle) Observe(key string, status int, header Getter) {
@@ -344,15 +387,21 @@ func (t *Throttle) speedUp(h *host) {
 		return
 	}
 	h.good = 0
+	ceil := t.ceiling(h)
 	switch {
 	case h.limiter != nil && h.adaptive:
-		if next := h.limiter.Limit() * 1.2; next >= h.troubleAt {
+		next := h.limiter.Limit() * 1.2
+		switch {
+		case ceil > 0 && next >= ceil:
+			h.limiter.SetLimit(ceil)
+			h.adaptive = false
+		case next >= h.troubleAt:
 			h.limiter, h.adaptive = nil, false // back where trouble began: stop pacing
-		} else {
+		default:
 			h.limiter.SetLimit(next)
 		}
-	case h.limiter != nil && float64(h.limiter.Limit()) < t.opts.PerHostRate:
-		h.limiter.SetLimit(min(rate.Limit(t.opts.PerHostRate), h.limiter.Limit()*1.25))
+	case h.limiter != nil && ceil > 0 && h.limiter.Limit() < ceil:
+		h.limiter.SetLimit(min(ceil, h.limiter.Limit()*1.25))
 	case t.opts.PerHost > 0 && h.cap < t.opts.PerHost:
 		h.cap++
 	case t.opts.PerHost == 0 && h.cap > 0:

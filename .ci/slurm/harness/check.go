@@ -16,7 +16,7 @@ const checkUsage = `usage: harness check -single FILE -merged FILE -counts FILE
         [-killed K -snapshot FILE -counts-at-kill FILE] SHARD-FILE...
 
 Checks that the merged output equals the single run's record for record
-(every field but duration_ms), and that the test server saw exactly the
+(every field but duration_ms and fetched_at), and that the test server saw exactly the
 requests the records account for. SHARD-FILE K is shard K's output. With
 -killed, shard K's task was killed and requeued: -snapshot is its output
 as the kill left it and -counts-at-kill the server's counts at that moment;
@@ -52,6 +52,7 @@ func readRecords(path string) (recs []rec, norm []string, torn bool, err error) 
 			return nil, nil, false, fmt.Errorf("%s:%d: not a trawl record: %q", path, n, line)
 		}
 		delete(m, "duration_ms")
+		delete(m, "fetched_at")   // when, not what: it differs between runs like duration_ms
 		b, err := json.Marshal(m) // map keys sorted: field order does not matter
 		if err != nil {
 			return nil, nil, false, err
@@ -217,7 +218,7 @@ func check(in checkInputs) (string, error) {
 		}
 	}
 	if len(rep.problems) == 0 {
-		fmt.Fprintf(&sum, "merged output: %d records, equal to the single run's record for record (all fields but duration_ms)\n", len(in.merged))
+		fmt.Fprintf(&sum, "merged output: %d records, equal to the single run's record for record (all fields but duration_ms and fetched_at)\n", len(in.merged))
 	}
 
 	// The shards split the list: every record in exactly one shard.

@@ -19,6 +19,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"os"
 	"strconv"
@@ -92,6 +93,11 @@ type Request struct {
 	// (ctx's own deadline does too). Passing it here rather than in a
 	// context derived per request spares that context's cost.
 	Deadline time.Time
+	// Trace, when set, hears the TLS handshake, the connection chosen and
+	// the first byte of the response, as net/http tells a ClientTrace.
+	// DNS and connecting are told by the dialer, through the context the
+	// client dials with, which it gives the trace.
+	Trace *httptrace.ClientTrace
 }
 
 // Response is one response. Its Body must be closed; the connection goes
@@ -362,6 +368,11 @@ func (c *Client) putIdle(cn *conn) {
 // dial opens a connection for the route: to the host or through its proxy,
 // with TLS for https, and HTTP/2 when the server picks it.
 func (c *Client) dial(ctx context.Context, rt route, req *Request) (*conn, error) {
+	if req.Trace != nil && httptrace.ContextClientTrace(ctx) != req.Trace {
+		// Only a request that dials pays for the context the dialer
+		// reads DNS and connect times from.
+		ctx = httptrace.WithClientTrace(ctx, req.Trace)
+	}
 	if !req.Deadline.IsZero() {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, req.Deadline)
@@ -391,7 +402,18 @@ func (c *Client) dial(ctx context.Context, rt route, req *Request) (*conn, error
 	}
 	cn := &conn{nc: nc, key: rt.key, info: ConnInfo{Remote: nc.RemoteAddr(), Proxied: rt.proxy != nil}, absoluteForm: plainProxy, proxy: rt.proxy}
 	if rt.scheme == "https" {
+		t := req.Trace
+		if t != nil && t.TLSHandshakeStart != nil {
+			t.TLSHandshakeStart()
+		}
 		tc, err := c.handshake(ctx, nc, rt.host)
+		if t != nil && t.TLSHandshakeDone != nil {
+			var st tls.ConnectionState
+			if err == nil {
+				st = tc.ConnectionState()
+			}
+			t.TLSHandshakeDone(st, err)
+		}
 		if err != nil {
 			nc.Close()
 			return nil, err
@@ -558,12 +580,23 @@ func (cn *conn) roundTrip(ctx context.Context, c *Client, req *Request) (*Respon
 		cn.nc.Close()
 		return nil, ctx.Err()
 	}
+	t := req.Trace
+	if t != nil && t.GotConn != nil {
+		t.GotConn(httptrace.GotConnInfo{Conn: cn.nc, Reused: cn.reused})
+	}
 
 	cn.wbuf = cn.appendRequest(cn.wbuf[:0], req)
 	if _, err := cn.nc.Write(cn.wbuf); err != nil {
 		c.untrack(ctx, cn)
 		cn.nc.Close()
 		return nil, fmt.Errorf("%w: %w", errWrite, err)
+	}
+	if t != nil && t.GotFirstResponseByte != nil {
+		// Waiting for one byte first tells when the answer began; an
+		// error here comes again, and is reported, from readHead.
+		if _, err := cn.br.Peek(1); err == nil {
+			t.GotFirstResponseByte()
+		}
 	}
 	h, scratch, err := readHead(cn.br, cn.scratch, c.opts.MaxHeaderBytes, req.Method)
 	if cap(scratch) <= 64<<10 {
@@ -803,17 +836,18 @@ func (b *body) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// SpliceTo writes the rest of the body to f: what the connection's buffer
-// holds, then, for a body of known length, the rest straight from the
-// socket, which f reads itself (on Linux a TCP connection's bytes then go
-// to the file by splice(2), never through user space).
-func (b *body) SpliceTo(f *os.File) (int64, error) {
+// SpliceTo writes up to max bytes of the rest of the body to f: what the
+// connection's buffer holds, then, for a body of known length, the rest
+// straight from the socket, which f reads itself (on Linux a TCP
+// connection's bytes then go to the file by splice(2), never through user
+// space). Fewer than max bytes and no error means the body ended.
+func (b *body) SpliceTo(f *os.File, max int64) (int64, error) {
 	fb, ok := b.r.(*fixedBody)
 	if !ok || b.closed {
-		return io.Copy(writerOnly{f}, readerOnly{b})
+		return io.Copy(writerOnly{f}, &io.LimitedReader{R: readerOnly{b}, N: max})
 	}
 	var n int64
-	if k := min(int64(b.cn.br.Buffered()), fb.remain); k > 0 {
+	if k := min(int64(b.cn.br.Buffered()), fb.remain, max); k > 0 {
 		m, err := io.CopyN(writerOnly{f}, b.cn.br, k)
 		n += m
 		fb.remain -= m
@@ -821,18 +855,20 @@ func (b *body) SpliceTo(f *os.File) (int64, error) {
 			return n, err
 		}
 	}
-	if fb.remain > 0 {
-		m, err := f.ReadFrom(&io.LimitedReader{R: b.cn.nc, N: fb.remain})
+	if want := min(fb.remain, max-n); want > 0 {
+		m, err := f.ReadFrom(&io.LimitedReader{R: b.cn.nc, N: want})
 		n += m
 		fb.remain -= m
 		if err != nil {
 			return n, err
 		}
-		if fb.remain > 0 {
+		if m < want {
 			return n, io.ErrUnexpectedEOF
 		}
 	}
-	b.eof = true
+	if fb.remain == 0 {
+		b.eof = true
+	}
 	return n, nil
 }
 

@@ -428,3 +428,74 @@ func FuzzReadHead(f *testing.F) {
 		io.Copy(io.Discard, io.LimitReader(r, 1<<20))
 	})
 }
+
+// TestBodilessResponsesKeepTheConnection: a 304 or 204 without a
+// Content-Length (as nginx sends a 304) has no body by rule, so nothing
+// waits for the connection to close and it goes back to the pool; only a
+// Connection: close ends it.
+func TestBodilessResponsesKeepTheConnection(t *testing.T) {
+	addr := rawKeepAliveServer(t, func(req string) string {
+		switch {
+		case strings.Contains(req, "/close"):
+			return "HTTP/1.1 304 Not Modified\r\nConnection: close\r\n\r\n"
+		case strings.Contains(req, "/204"):
+			return "HTTP/1.1 204 No Content\r\n\r\n"
+		}
+		return "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n"
+	})
+	c := newTestClient(t, nil)
+	for i, path := range []string{"/304", "/304", "/204", "/304", "/close", "/304"} {
+		resp, body, err := get(t, c, "http://"+addr+path)
+		if err != nil || body != "" {
+			t.Fatalf("%s: %q %v", path, body, err)
+		}
+		wantReused := i > 0 && i != 5 // the request after /close needs a new connection
+		if resp.Conn.Reused != wantReused {
+			t.Fatalf("request %d (%s): reused %v, want %v", i, path, resp.Conn.Reused, wantReused)
+		}
+	}
+}
+
+// rawKeepAliveServer answers each request on a connection with the bytes
+// reply returns for it, keeping the connection open until the reply says
+// Connection: close.
+func rawKeepAliveServer(t *testing.T, reply func(req string) string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { l.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				br := bufio.NewReader(c)
+				for {
+					var req strings.Builder
+					for {
+						line, err := br.ReadString('\n')
+						if err != nil {
+							return
+						}
+						req.WriteString(line)
+						if line == "\r\n" {
+							break
+						}
+					}
+					out := reply(req.String())
+					if _, err := io.WriteString(c, out); err != nil || strings.Contains(out, "Connection: close") {
+						return
+					}
+				}
+			})
+		}
+	})
+	return l.Addr().String()
+}

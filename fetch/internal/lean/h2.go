@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http/httptrace"
 	"os"
 	"runtime"
 	"strconv"
@@ -707,6 +708,9 @@ func (cc *h2conn) fail(err error) {
 // doH2 sends req on a connection with a stream reserved for it. reused
 // is false for the request that dialed the connection.
 func (c *Client) doH2(ctx context.Context, cc *h2conn, req *Request, reused bool) (*Response, error) {
+	if t := req.Trace; t != nil && t.GotConn != nil {
+		t.GotConn(httptrace.GotConnInfo{Reused: reused})
+	}
 	s := cc.newStream(ctx, req)
 	if err := cc.send(s, req); err != nil {
 		cc.finish(s)
@@ -716,6 +720,10 @@ func (c *Client) doH2(ctx context.Context, cc *h2conn, req *Request, reused bool
 		s.abort(err)
 		cc.finish(s)
 		return nil, err
+	}
+	if t := req.Trace; t != nil && t.GotFirstResponseByte != nil {
+		// The head has come: its first byte came a moment before.
+		t.GotFirstResponseByte()
 	}
 	ex := &h2exchange{}
 	ex.body.s = s

@@ -135,6 +135,10 @@ type head struct {
 	contentLength int64 // -1 when not given
 	chunked       bool
 	close         bool // the connection ends with this response
+	// unframed: close is set only because nothing but the end of the
+	// connection would end the body, which a response without a body
+	// (HEAD, 204, 304) does not have.
+	unframed bool
 }
 
 // isToken reports whether b is a non-empty RFC 9110 token, as field names are.
@@ -189,6 +193,11 @@ func readHead(br *bufio.Reader, scratch []byte, maxBytes int, method string) (he
 		}
 		if method == http.MethodHead || h.status == http.StatusNoContent || h.status == http.StatusNotModified {
 			h.contentLength, h.chunked = 0, false
+			if h.unframed {
+				// A 304 usually has no Content-Length; its connection is
+				// as good as any other's.
+				h.close = false
+			}
 		}
 		return h, scratch, nil
 	}
@@ -282,8 +291,8 @@ func readOneHead(br *bufio.Reader, scratch []byte, maxBytes int) (head, []byte, 
 	} else if h.proto == "HTTP/1.0" && hasToken(connection, "keep-alive") {
 		h.close = false
 	}
-	if !h.chunked && h.contentLength < 0 {
-		h.close = true // the body runs to the end of the connection
+	if !h.chunked && h.contentLength < 0 && !h.close {
+		h.close, h.unframed = true, true // the body runs to the end of the connection
 	}
 	h.hdr = header{raw: bytes.Clone(buf[start:])}
 	return h, buf, nil
