@@ -171,6 +171,15 @@ type Options struct {
 	FlushEvery time.Duration
 	// Observe, when set, is called with each record after it is written.
 	Observe func(*record.Record)
+	// Archive, when set, archives each record's capture before the
+	// record is encoded (the WARC), so that the record can say where its
+	// capture went and is never in the output ahead of it.
+	Archive Archiver
+}
+
+// Archiver archives records' captures; Run's goroutine is its one user.
+type Archiver interface {
+	Write(r *record.Record) error
 }
 
 // Run writes every record received from in with enc, flushing enc and out
@@ -232,6 +241,12 @@ func Run(ctx context.Context, in <-chan *record.Record, enc Encoder, out Flusher
 			if !ok {
 				dirty = true
 				return flush()
+			}
+			if opts.Archive != nil {
+				if err := opts.Archive.Write(r); err != nil {
+					settle()
+					return err
+				}
 			}
 			if err := enc.Encode(r); err != nil {
 				settle() // what got through before the failure was written
