@@ -73,13 +73,14 @@ type WARC struct {
 	outputID string
 	runID    string
 
-	f      *os.File
-	name   string
-	serial int
-	bw     *bufio.Writer
-	cw     countingWriter // above bw: the offset in the file
-	gz     *gzip.Writer
-	infoID string
+	f       *os.File
+	name    string
+	serial  int
+	bw      *bufio.Writer
+	cw      countingWriter // above bw: the offset in the file
+	gz      *gzip.Writer
+	infoID  string
+	infoEnd int64 // where the warcinfo record ends
 
 	revisits *revisitIndex
 	ids      []byte // random bytes for record IDs, used up 16 at a time
@@ -248,6 +249,7 @@ func (w *WARC) open() error {
 	if err := w.writeInfo(); err != nil {
 		return err
 	}
+	w.infoEnd = w.cw.n
 	return w.flush()
 }
 
@@ -299,7 +301,8 @@ func (w *WARC) Write(r *record.Record) error {
 	if len(c.Exchanges) == 0 {
 		return nil
 	}
-	if w.opts.MaxSize > 0 && w.cw.n >= w.opts.MaxSize {
+	// A file holds at least one URL's records, whatever the size.
+	if w.opts.MaxSize > 0 && w.cw.n >= w.opts.MaxSize && w.cw.n > w.infoEnd {
 		if err := w.rotate(); err != nil {
 			return err
 		}
