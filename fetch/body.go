@@ -116,8 +116,8 @@ func (c *Client) readBody(resp *response, method string, file BodyFile, saved in
 		}
 	}
 	pool := &c.bufs
-	if file != nil {
-		pool = &c.bigBufs // a saved body may be large: fewer, larger reads
+	if file != nil || ex != nil {
+		pool = &c.bigBufs // a saved or archived body may be large: fewer, larger reads
 	}
 	bufp := pool.Get().(*[]byte)
 	defer pool.Put(bufp)

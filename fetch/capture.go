@@ -107,11 +107,11 @@ func (c *Client) captureRedirect(resp *response, ex *capture.Exchange) {
 // it is incomplete if it is.
 func (c *Client) finishCapture(wire *countingReader, ex *capture.Exchange, res attemptResult) attemptResult {
 	if wire.err == nil && !ex.Full() {
-		bufp := c.bufs.Get().(*[]byte)
+		bufp := c.bigBufs.Get().(*[]byte)
 		for wire.err == nil && !ex.Full() {
 			wire.Read(*bufp)
 		}
-		c.bufs.Put(bufp)
+		c.bigBufs.Put(bufp)
 	}
 	ex.Finish(truncation(wire.err))
 	if res.err == nil && wire.err != nil && !errors.Is(wire.err, io.EOF) {

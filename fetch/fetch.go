@@ -287,6 +287,10 @@ func (c *Client) Fetch(ctx context.Context, r *record.Record) {
 	}
 	start := time.Now()
 	defer func() { r.Duration = time.Since(start) }()
+	if c.opts.Capture != nil {
+		// The last attempt's records are compressed here, on this worker.
+		defer func() { r.Capture.Prepare() }()
+	}
 	if err := c.checkHost(r.Target, ""); err != nil {
 		r.Fail(record.KindBlocked, err)
 		return

@@ -482,7 +482,11 @@ func (r *run) stream(ctx context.Context, observe func(*record.Record)) (complet
 		}()
 		fo.Capture = &capture.Spooler{Dir: warc.Dir(), MaxBody: cfg.WARCMaxBody}
 	}
-	out, err := sink.Create(cfg.Output, cfg.Stdout, sink.OutputOptions{Atomic: cfg.Atomic, Append: r.resume != nil})
+	outOpts := sink.OutputOptions{Atomic: cfg.Atomic, Append: r.resume != nil}
+	if warc != nil {
+		outOpts.BeforeWrite = warc.Flush
+	}
+	out, err := sink.Create(cfg.Output, cfg.Stdout, outOpts)
 	if err != nil {
 		return false, err
 	}

@@ -3,13 +3,15 @@ package sink
 import (
 	"bufio"
 	"bytes"
+	"compress/flate"
 	"crypto/rand"
 	"crypto/sha1" //nolint:gosec // WARC digests are SHA-1 by custom; they identify, they do not protect
 	"crypto/sha256"
-	"encoding/base32"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"os"
@@ -21,6 +23,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/trawl-dev/trawl/internal/capture"
+	"github.com/trawl-dev/trawl/internal/warc"
 	"github.com/trawl-dev/trawl/record"
 )
 
@@ -63,9 +66,11 @@ type WARCOptions struct {
 // Each file starts with a warcinfo record. For every exchange of a URL it
 // writes a request record, then a response record (or, with Revisits, a
 // revisit record for a payload already archived), linked both ways by
-// WARC-Concurrent-To. Write returns only once a URL's records are in the
-// file (in the kernel's hands, which a killed process cannot undo), so
-// that the output line that points at them is never ahead of them.
+// WARC-Concurrent-To. Records are buffered; Flush, which the records
+// output runs before each of its own writes (OutputOptions.BeforeWrite),
+// hands them to the file (to the kernel, which a killed process cannot
+// undo), so that a line that points at them never reaches its file ahead
+// of them.
 type WARC struct {
 	opts     WARCOptions
 	dir      string
@@ -79,13 +84,15 @@ type WARC struct {
 	bw      *bufio.Writer
 	cw      countingWriter // above bw: the offset in the file
 	gz      *gzip.Writer
+	fw      *flate.Writer
 	infoID  string
 	infoEnd int64 // where the warcinfo record ends
 
+	enc      warc.Encoder
+	small    []byte // a small record's block
+	zbuf     []byte // and its gzip member
 	revisits *revisitIndex
-	ids      []byte // random bytes for record IDs, used up 16 at a time
 	hdr      []byte
-	sum      hashBuf
 
 	// Note says what repairing the series for a resume did, "" when
 	// nothing needed doing.
@@ -120,7 +127,9 @@ func OpenWARC(opts WARCOptions) (*WARC, error) {
 		}
 	}
 	if w.runID == "" {
-		w.runID = hex.EncodeToString(w.random(8))
+		var id [8]byte
+		rand.Read(id[:]) // never fails (crypto/rand)
+		w.runID = hex.EncodeToString(id[:])
 	}
 	for _, f := range files {
 		w.serial = max(w.serial, f.serial+1)
@@ -133,6 +142,9 @@ func OpenWARC(opts WARCOptions) (*WARC, error) {
 		return nil, err
 	}
 	w.gz = gz
+	if w.fw, err = flate.NewWriter(nil, warcGzipLevel); err != nil {
+		return nil, err
+	}
 	if err := w.open(); err != nil {
 		return nil, err
 	}
@@ -245,7 +257,7 @@ func (w *WARC) open() error {
 		w.bw.Reset(f)
 	}
 	w.cw = countingWriter{w: w.bw}
-	w.infoID = w.newID()
+	w.infoID = warc.NewID()
 	if err := w.writeInfo(); err != nil {
 		return err
 	}
@@ -261,7 +273,7 @@ func (w *WARC) writeInfo() error {
 	if software == "" {
 		software = "trawl"
 	}
-	fmt.Fprintf(&b, "software: %s\r\n", oneLine(software))
+	fmt.Fprintf(&b, "software: %s\r\n", warc.OneLine(software))
 	b.WriteString("format: WARC File Format 1.1\r\n")
 	b.WriteString("conformsTo: https://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/\r\n")
 	b.WriteString("robots: ignore\r\n")
@@ -270,15 +282,15 @@ func (w *WARC) writeInfo() error {
 	}
 	fmt.Fprintf(&b, "%s: %s\r\n", infoRunField, w.runID)
 	for _, line := range w.opts.Info {
-		b.WriteString(oneLine(line))
+		b.WriteString(warc.OneLine(line))
 		b.WriteString("\r\n")
 	}
-	h := w.header("warcinfo", w.infoID, time.Now())
-	h = field(h, "WARC-Filename", w.name)
-	h = field(h, "Content-Type", "application/warc-fields")
-	h = field(h, "WARC-Block-Digest", w.sum.of(b.Bytes()))
-	h = field(h, "Content-Length", strconv.Itoa(b.Len()))
-	return w.member(h, b.Bytes(), nil)
+	h := warc.NewHeader(w.hdr, "warcinfo", w.infoID, time.Now())
+	h.Add("WARC-Filename", w.name)
+	h.Add("Content-Type", "application/warc-fields")
+	h.Add("WARC-Block-Digest", warc.DigestOf(b.Bytes()))
+	h.Add("Content-Length", strconv.Itoa(b.Len()))
+	return w.member(h.Bytes(), b.Bytes(), nil)
 }
 
 // The warcinfo fields that tie a file to the output and the run that
@@ -315,11 +327,17 @@ func (w *WARC) Write(r *record.Record) error {
 		}
 		last = off
 	}
-	if err := w.flush(); err != nil {
-		return err
-	}
 	c.File, c.Offset = w.name, last
 	return nil
+}
+
+// Flush hands the buffered records to the file; after Close it does
+// nothing.
+func (w *WARC) Flush() error {
+	if w.f == nil {
+		return nil
+	}
+	return w.flush()
 }
 
 // failed describes a failure to write the current file.
@@ -328,83 +346,78 @@ func (w *WARC) failed(err error) error {
 }
 
 // writeExchange writes the request and response (or revisit) records of
-// one exchange and returns the offset of the second.
+// one exchange and returns the offset of the second. A small exchange's
+// records were compressed by the fetch worker already (Prepare): they are
+// copied. A large one's are compressed here, its body streamed from its
+// spool.
 func (w *WARC) writeExchange(ex *capture.Exchange) (int64, error) {
 	if !ex.Done() {
 		ex.Finish(capture.TruncUnspecified)
 	}
-	reqID, respID := w.newID(), w.newID()
-	h := w.header("request", reqID, ex.Date)
-	h = w.exchangeFields(h, ex, respID)
-	h = field(h, "WARC-Block-Digest", w.sum.of(ex.Request))
-	h = field(h, "Content-Type", "application/http;msgtype=request")
-	h = field(h, "Content-Length", strconv.Itoa(len(ex.Request)))
-	if err := w.member(h, ex.Request, nil); err != nil {
-		return 0, err
-	}
-
-	off := w.cw.n
-	payload := digest(ex.PayloadDigest[:])
+	x := ex.WARC()
+	var orig warc.Original
 	dedupe := w.revisits != nil && ex.Truncated == "" && ex.PayloadLen > 0
+	revisit := false
 	if dedupe {
-		if orig, ok := w.revisits.get(ex.PayloadDigest); ok {
-			h = w.header("revisit", respID, ex.Date)
-			h = w.exchangeFields(h, ex, reqID)
-			h = field(h, "WARC-Profile", "http://netpreserve.org/warc/1.1/revisit/identical-payload-digest")
-			h = field(h, "WARC-Refers-To", orig.id)
-			h = field(h, "WARC-Refers-To-Target-URI", orig.uri)
-			h = field(h, "WARC-Refers-To-Date", orig.date)
-			h = field(h, "WARC-Payload-Digest", payload)
-			h = field(h, "WARC-Block-Digest", w.sum.of(ex.Head))
-			h = field(h, "Content-Type", "application/http;msgtype=response")
-			h = field(h, "Content-Length", strconv.Itoa(len(ex.Head)))
-			return off, w.member(h, ex.Head, nil)
+		orig, revisit = w.revisits.get(ex.PayloadDigest)
+	}
+	if ex.Prepared() {
+		if revisit {
+			if _, err := w.cw.Write(ex.Records[:ex.ReqLen]); err != nil {
+				return 0, err
+			}
+		} else {
+			off := w.cw.n + int64(ex.ReqLen)
+			if _, err := w.cw.Write(ex.Records); err != nil {
+				return 0, err
+			}
+			w.remember(dedupe, ex, x)
+			return off, nil
 		}
-	}
-	h = w.header("response", respID, ex.Date)
-	h = w.exchangeFields(h, ex, reqID)
-	h = field(h, "WARC-Block-Digest", digest(ex.BlockDigest[:]))
-	h = field(h, "WARC-Payload-Digest", payload)
-	if ex.Truncated != "" {
-		h = field(h, "WARC-Truncated", ex.Truncated)
-	}
-	h = field(h, "Content-Type", "application/http;msgtype=response")
-	h = field(h, "Content-Length", strconv.FormatInt(int64(len(ex.Head))+ex.Body.Len(), 10))
-	if err := w.member(h, ex.Head, &ex.Body); err != nil {
+	} else if err := w.member(x.RequestHeader(w.hdr), ex.Request, nil); err != nil {
 		return 0, err
 	}
-	if dedupe {
-		w.revisits.add(ex.PayloadDigest, origin{id: respID, uri: uriValue(ex.URI), date: warcDate(ex.Date)})
+	off := w.cw.n
+	if revisit {
+		return off, w.member(x.RevisitHeader(w.hdr, ex.Head, orig), ex.Head, nil)
 	}
+	if err := w.member(x.ResponseHeader(w.hdr), ex.Head, &ex.Body); err != nil {
+		return 0, err
+	}
+	w.remember(dedupe, ex, x)
 	return off, nil
 }
 
-// header starts a record's header block.
-func (w *WARC) header(typ, id string, date time.Time) []byte {
-	h := append(w.hdr[:0], "WARC/1.1\r\n"...)
-	h = field(h, "WARC-Type", typ)
-	h = field(h, "WARC-Record-ID", id)
-	h = field(h, "WARC-Date", warcDate(date))
-	return h
-}
-
-// exchangeFields are the fields the records of an exchange share.
-func (w *WARC) exchangeFields(h []byte, ex *capture.Exchange, concurrent string) []byte {
-	h = field(h, "WARC-Target-URI", uriValue(ex.URI))
-	if ex.IP != "" {
-		h = field(h, "WARC-IP-Address", ex.IP)
+// remember notes a response's payload as archived, for revisits.
+func (w *WARC) remember(dedupe bool, ex *capture.Exchange, x warc.Exchange) {
+	if dedupe {
+		w.revisits.add(ex.PayloadDigest, warc.Original{ID: x.RespID, URI: warc.URI(x.URI), Date: warc.Date(x.Date)})
 	}
-	h = field(h, "WARC-Concurrent-To", concurrent)
-	h = field(h, "WARC-Warcinfo-ID", w.infoID)
-	return h
 }
 
-// member writes one record as one gzip member: its header block, the
-// block (head, then the spooled body when there is one), and the two
-// line ends that close a record.
+// member writes one record as one gzip member: its header block (with
+// the blank line after it), the block (head, then the spooled body when
+// there is one), and the two line ends that close a record.
 func (w *WARC) member(header, head []byte, body *capture.Spool) error {
 	w.hdr = header[:0] // keep the grown buffer
-	header = append(header, "\r\n"...)
+	if body != nil {
+		if f, n, crc, ok := body.Segment(); ok {
+			return w.segmentMember(header, head, f, n, crc, body.Len())
+		}
+	}
+	if n := int64(len(header)+len(head)) + int64(len(warc.End)); body == nil || n+body.Len() <= warc.SmallRecord {
+		var err error
+		block := w.small[:0]
+		if body != nil {
+			if block, err = body.AppendTo(block); err != nil {
+				return err
+			}
+		}
+		w.small = block
+		w.zbuf = w.enc.AppendMember(w.zbuf[:0], header, head, block)
+		_, err = w.cw.Write(w.zbuf)
+		return err
+	}
 	w.gz.Reset(&w.cw)
 	if _, err := w.gz.Write(header); err != nil {
 		return err
@@ -417,11 +430,59 @@ func (w *WARC) member(header, head []byte, body *capture.Spool) error {
 			return err
 		}
 	}
-	if _, err := w.gz.Write([]byte("\r\n\r\n")); err != nil {
+	if _, err := w.gz.Write([]byte(warc.End)); err != nil {
 		return err
 	}
 	return w.gz.Close()
 }
+
+// segmentMember writes a record whose body the fetch worker compressed
+// already, into a DEFLATE stream of n bytes in f ending the record (the
+// body and warc.End; crc is their CRC-32). The member's stream is this
+// one's compressed header block and head, ended on a byte by a sync flush
+// (so that the worker's stream can follow, its matches never reaching
+// back into them), then the worker's, copied by the kernel; the trailer's
+// CRC is combined from the parts'.
+func (w *WARC) segmentMember(header, head []byte, f *os.File, n int64, crc uint32, bodyLen int64) error {
+	if _, err := w.cw.Write(gzipHeader[:]); err != nil {
+		return err
+	}
+	w.fw.Reset(&w.cw)
+	if _, err := w.fw.Write(header); err != nil {
+		return err
+	}
+	if _, err := w.fw.Write(head); err != nil {
+		return err
+	}
+	if err := w.fw.Flush(); err != nil {
+		return err
+	}
+	if err := w.bw.Flush(); err != nil {
+		return err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	// On Linux, copy_file_range: the bytes do not pass through trawl.
+	m, err := w.f.ReadFrom(&io.LimitedReader{R: f, N: n})
+	w.cw.n += m
+	if err == nil && m != n {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		return fmt.Errorf("copying a spooled body: %w", err)
+	}
+	sum := crc32.Update(crc32.ChecksumIEEE(header), crc32.IEEETable, head)
+	sum = warc.CombineCRC(sum, crc, bodyLen+int64(len(warc.End)))
+	var trailer [8]byte
+	binary.LittleEndian.PutUint32(trailer[:4], sum)
+	binary.LittleEndian.PutUint32(trailer[4:], uint32(int64(len(header)+len(head))+bodyLen+int64(len(warc.End))))
+	_, err = w.cw.Write(trailer[:])
+	return err
+}
+
+// gzipHeader starts a gzip member: deflate, no flags, no time, OS unknown.
+var gzipHeader = [10]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255}
 
 // flush hands what is buffered to the file.
 func (w *WARC) flush() error {
@@ -460,123 +521,28 @@ func (w *WARC) closeFile() error {
 // finished run survives a crash right after it, and closes it.
 func (w *WARC) Close() error { return w.closeFile() }
 
-// newID returns a new record ID: a random (version 4) UUID URN.
-func (w *WARC) newID() string {
-	b := w.random(16)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	var s [36]byte
-	hex.Encode(s[0:8], b[0:4])
-	s[8] = '-'
-	hex.Encode(s[9:13], b[4:6])
-	s[13] = '-'
-	hex.Encode(s[14:18], b[6:8])
-	s[18] = '-'
-	hex.Encode(s[19:23], b[8:10])
-	s[23] = '-'
-	hex.Encode(s[24:], b[10:16])
-	return "<urn:uuid:" + string(s[:]) + ">"
-}
-
-// random returns n random bytes, drawn from the system in batches: a
-// record ID is needed twice per URL.
-func (w *WARC) random(n int) []byte {
-	if len(w.ids) < n {
-		w.ids = make([]byte, 4096)
-		rand.Read(w.ids) // never fails (crypto/rand)
-	}
-	b := w.ids[:n:n]
-	w.ids = w.ids[n:]
-	return b
-}
-
-// warcDate writes a time as WARC-Date does: UTC, to the microsecond
-// (WARC/1.1 allows fractions of a second).
-func warcDate(t time.Time) string {
-	return t.UTC().Format("2006-01-02T15:04:05.000000Z")
-}
-
-// digest writes a SHA-1 the way WARC records customarily carry it:
-// "sha1:" and 32 characters of base32.
-func digest(sum []byte) string {
-	return "sha1:" + base32.StdEncoding.EncodeToString(sum)
-}
-
-// hashBuf hashes small blocks (requests, heads, warcinfo).
-type hashBuf struct{}
-
-func (hashBuf) of(b []byte) string {
-	sum := sha1.Sum(b) //nolint:gosec // see the import
-	return digest(sum[:])
-}
-
-// field appends one "Name: value" line.
-func field(h []byte, name, value string) []byte {
-	h = append(h, name...)
-	h = append(h, ": "...)
-	h = append(h, oneLine(value)...)
-	return append(h, "\r\n"...)
-}
-
-// oneLine keeps a value on its line: control characters, which a hostile
-// URL or setting could use to forge fields, become spaces.
-func oneLine(v string) string {
-	for i := range len(v) {
-		if c := v[i]; c < ' ' || c == 0x7f {
-			b := []byte(v)
-			for j := i; j < len(b); j++ {
-				if b[j] < ' ' || b[j] == 0x7f {
-					b[j] = ' '
-				}
-			}
-			return string(b)
-		}
-	}
-	return v
-}
-
-// uriValue writes a URL for WARC-Target-URI, which must not contain
-// spaces or control characters: those are percent-encoded.
-func uriValue(u string) string {
-	if !strings.ContainsFunc(u, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
-		return u
-	}
-	var b strings.Builder
-	for i := range len(u) {
-		if c := u[i]; c <= ' ' || c == 0x7f {
-			fmt.Fprintf(&b, "%%%02X", c)
-		} else {
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
-}
-
 // revisitBudget bounds the memory of the payload digests remembered for
 // revisit records; past it the oldest are forgotten, and a payload seen
 // again after that is archived whole once more.
 const revisitBudget = 64 << 20
 
-// origin is the first capture of a payload.
-type origin struct{ id, uri, date string }
-
 // revisitIndex remembers the first capture of each payload archived.
 type revisitIndex struct {
-	m             map[[sha1.Size]byte]origin
+	m             map[[sha1.Size]byte]warc.Original
 	order         [][sha1.Size]byte // in insertion order, for eviction
 	bytes, budget int64
 }
 
 func newRevisitIndex(budget int64) *revisitIndex {
-	return &revisitIndex{m: map[[sha1.Size]byte]origin{}, budget: budget}
+	return &revisitIndex{m: map[[sha1.Size]byte]warc.Original{}, budget: budget}
 }
 
-func (ri *revisitIndex) get(d [sha1.Size]byte) (origin, bool) {
+func (ri *revisitIndex) get(d [sha1.Size]byte) (warc.Original, bool) {
 	o, ok := ri.m[d]
 	return o, ok
 }
 
-func (ri *revisitIndex) add(d [sha1.Size]byte, o origin) {
+func (ri *revisitIndex) add(d [sha1.Size]byte, o warc.Original) {
 	if _, ok := ri.m[d]; ok {
 		return
 	}
@@ -593,8 +559,8 @@ func (ri *revisitIndex) add(d [sha1.Size]byte, o origin) {
 
 // originSize estimates an entry's memory: the key twice (map and order),
 // the strings and the map's overhead.
-func originSize(o origin) int64 {
-	return int64(2*sha1.Size + len(o.id) + len(o.uri) + len(o.date) + 96)
+func originSize(o warc.Original) int64 {
+	return int64(2*sha1.Size + len(o.ID) + len(o.URI) + len(o.Date) + 96)
 }
 
 // errNoMember reports an offset that does not start a gzip member.

@@ -9,13 +9,21 @@
 package capture
 
 import (
+	"bufio"
+	"bytes"
 	"crypto/sha1" //nolint:gosec // WARC digests are SHA-1 by custom; they identify, they do not protect
 	"errors"
 	"fmt"
 	"hash"
+	"hash/crc32"
 	"io"
 	"os"
+	"sync"
 	"time"
+
+	"github.com/klauspost/compress/flate"
+
+	"github.com/trawl-dev/trawl/internal/warc"
 )
 
 // Truncation reasons, as WARC-Truncated names them.
@@ -119,7 +127,7 @@ func (c *Capture) Release() {
 func (c *Capture) Footprint() int64 {
 	var n int64
 	for _, ex := range c.Exchanges {
-		n += 256 + int64(len(ex.Request)+len(ex.Head)+len(ex.URI)) + int64(cap(ex.Body.mem))
+		n += 256 + int64(len(ex.Request)+len(ex.Head)+len(ex.URI)+cap(ex.Records)) + int64(cap(ex.Body.mem))
 	}
 	return n
 }
@@ -155,13 +163,22 @@ type Exchange struct {
 	PayloadLen    int64
 	// Truncated is the WARC-Truncated reason, "" for a whole body.
 	Truncated string
+	// ReqID and RespID are the IDs of the exchange's WARC records.
+	ReqID, RespID string
+	// Records, once Prepare has made them, are the exchange's request and
+	// response records as gzip members, the request's the first ReqLen
+	// bytes; the writer copies them into the WARC (or, for a revisit,
+	// the request's only).
+	Records []byte
+	ReqLen  int
 
-	spooler *Spooler
-	framed  bool
-	full    bool
-	done    bool
-	block   hash.Hash
-	payload hash.Hash
+	spooler  *Spooler
+	prepared bool
+	framed   bool
+	full     bool
+	done     bool
+	block    hash.Hash
+	payload  hash.Hash
 }
 
 // Sent keeps the request exactly as it is about to be written to the
@@ -249,6 +266,7 @@ func (ex *Exchange) Finish(truncated string) {
 		truncated = TruncLength
 	}
 	ex.Truncated = truncated
+	ex.Body.finish()
 	copy(ex.BlockDigest[:], ex.block.Sum(nil))
 	copy(ex.PayloadDigest[:], ex.payload.Sum(nil))
 	ex.block, ex.payload = doneHash{}, doneHash{}
@@ -258,8 +276,83 @@ func (ex *Exchange) Finish(truncated string) {
 // Done reports whether Finish was called.
 func (ex *Exchange) Done() bool { return ex.done }
 
-// Release frees the spooled body.
-func (ex *Exchange) Release() { ex.Body.release() }
+// Release frees the spooled body and the records.
+func (ex *Exchange) Release() {
+	ex.Body.release()
+	putBuf(ex.Records)
+	ex.Records = nil
+}
+
+// bufs recycles the buffers of small bodies and records: a run of small
+// pages would otherwise allocate a few KiB per URL for the garbage
+// collector to find. Only buffers a small record fits in are kept.
+var bufs sync.Pool
+
+// getBuf returns an empty buffer with room for n bytes.
+func getBuf(n int) []byte {
+	if b, ok := bufs.Get().(*[]byte); ok && cap(*b) >= n {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, max(n, 4<<10))
+}
+
+// putBuf gives b back once nothing refers to it.
+func putBuf(b []byte) {
+	if b != nil && cap(b) <= 2*warc.SmallRecord {
+		bufs.Put(&b)
+	}
+}
+
+// WARC returns what the exchange's records say, giving it record IDs if
+// it has none yet.
+func (ex *Exchange) WARC() warc.Exchange {
+	if ex.ReqID == "" {
+		ex.ReqID, ex.RespID = warc.NewID(), warc.NewID()
+	}
+	return warc.Exchange{
+		ReqID: ex.ReqID, RespID: ex.RespID, Date: ex.Date, URI: ex.URI, IP: ex.IP, Request: ex.Request,
+		RespLength: int64(len(ex.Head)) + ex.Body.Len(), BlockDigest: warc.Digest(ex.BlockDigest[:]),
+		PayloadDigest: warc.Digest(ex.PayloadDigest[:]), Truncated: ex.Truncated,
+	}
+}
+
+// Prepare makes the records of every finished exchange small enough to
+// compress whole (warc.SmallRecord), and frees its spooled body: it runs
+// on the fetch worker's goroutine, so that the records of a run are
+// compressed on every CPU rather than by the one writer. Larger records
+// are left to the writer, which streams them.
+func (c *Capture) Prepare() {
+	if c == nil {
+		return
+	}
+	var enc *warc.Encoder
+	var hdr []byte
+	for _, ex := range c.Exchanges {
+		if !ex.done || ex.Records != nil || ex.Body.err != nil || ex.Body.f != nil ||
+			int64(len(ex.Head))+ex.Body.Len() > warc.SmallRecord || len(ex.Request) > warc.SmallRecord {
+			continue // the writer copies a compressed body, or reports an error
+		}
+		if enc == nil {
+			enc = warc.GetEncoder()
+			defer warc.PutEncoder(enc)
+		}
+		x := ex.WARC()
+		hdr = x.RequestHeader(hdr)
+		// Room for both members: fixed codes can outgrow the input by an
+		// eighth, and the headers come to about a KiB.
+		recs := getBuf((len(ex.Request)+len(ex.Head)+int(ex.Body.Len()))*9/8 + 2048)
+		recs = enc.AppendMember(recs, hdr, ex.Request)
+		ex.ReqLen = len(recs)
+		hdr = x.ResponseHeader(hdr)
+		ex.Records = enc.AppendMember(recs, hdr, ex.Head, ex.Body.mem)
+		putBuf(ex.Body.mem)
+		ex.Body.mem = nil
+		ex.prepared = true
+	}
+}
+
+// Prepared reports whether Records holds the exchange's records.
+func (ex *Exchange) Prepared() bool { return ex.prepared }
 
 // doneHash stands in for a finished hash, so that a late write is a
 // no-op rather than a change to a digest already taken.
@@ -267,46 +360,62 @@ type doneHash struct{ hash.Hash }
 
 func (doneHash) Write(p []byte) (int, error) { return len(p), nil }
 
-// Spool holds a body: its first bytes in memory, the rest in a temporary
-// file. The zero value is an empty spool.
+// Spool holds a body: in memory while it is small (up to the Spooler's
+// MemLimit); past that, all of it compressed in a temporary file, as the
+// DEFLATE stream that ends its WARC record (the body and warc.End): the
+// fetch worker compresses it as it arrives, so that the writer only
+// copies it into the WARC (see Segment). The zero value is an empty spool.
 type Spool struct {
 	mem  []byte
 	f    *os.File
-	name string // the file's name while it could not be removed early
-	n    int64  // bytes in f
+	name string        // the file's name while it could not be removed early
+	z    *flate.Writer // compressing into f
+	bw   *bufio.Writer // between z and f
+	raw  int64         // bytes of body that went into z
+	crc  uint32        // CRC-32 of those bytes, then of warc.End after them
+	seg  int64         // bytes of f once the stream is ended
+	done bool          // the stream is ended
 	err  error
 }
 
-// Len returns the number of bytes held.
-func (s *Spool) Len() int64 { return int64(len(s.mem)) + s.n }
+// Len returns the length of the body.
+func (s *Spool) Len() int64 { return int64(len(s.mem)) + s.raw }
 
 func (s *Spool) write(sp *Spooler, p []byte) {
 	if s.err != nil || len(p) == 0 {
 		return
 	}
 	if s.f == nil {
-		if room := sp.memLimit() - len(s.mem); room > 0 {
-			k := min(room, len(p))
+		if len(s.mem)+len(p) <= sp.memLimit() {
 			if s.mem == nil {
-				s.mem = make([]byte, 0, min(sp.memLimit(), max(k, 4<<10)))
+				s.mem = getBuf(min(sp.memLimit(), max(len(p), 512)))
 			}
-			s.mem = append(s.mem, p[:k]...)
-			p = p[k:]
-			if len(p) == 0 {
-				return
-			}
+			s.mem = append(s.mem, p...)
+			return
 		}
 		if s.err = s.create(sp.Dir); s.err != nil {
 			return
 		}
+		mem := s.mem
+		s.mem = nil
+		s.compress(mem)
 	}
-	n, err := s.f.Write(p)
-	s.n += int64(n)
-	s.err = err
+	s.compress(p)
+}
+
+// compress adds p to the stream in the file.
+func (s *Spool) compress(p []byte) {
+	if s.err != nil || len(p) == 0 {
+		return
+	}
+	_, s.err = s.z.Write(p)
+	s.crc = crc32.Update(s.crc, crc32.IEEETable, p)
+	s.raw += int64(len(p))
 }
 
 // create opens the temporary file, removing its name at once where the
-// system lets an open file live without one.
+// system lets an open file live without one, and the compressor in front
+// of it.
 func (s *Spool) create(dir string) error {
 	f, err := os.CreateTemp(dir, ".trawl-spool-*")
 	if err != nil {
@@ -316,21 +425,74 @@ func (s *Spool) create(dir string) error {
 		s.name = f.Name() // removed on release instead
 	}
 	s.f = f
-	return nil
+	s.bw = bufio.NewWriterSize(f, 256<<10)
+	s.z, err = flate.NewWriter(s.bw, flate.BestSpeed)
+	return err
 }
 
-// WriteTo writes the body to w.
+// finish ends the stream in the file, once the body is complete, with
+// warc.End, which follows a record's block.
+func (s *Spool) finish() {
+	if s.f == nil || s.done || s.err != nil {
+		return
+	}
+	s.done = true
+	if _, s.err = s.z.Write([]byte(warc.End)); s.err != nil {
+		return
+	}
+	s.crc = crc32.Update(s.crc, crc32.IEEETable, []byte(warc.End))
+	if s.err = s.z.Close(); s.err != nil {
+		return
+	}
+	if s.err = s.bw.Flush(); s.err != nil {
+		return
+	}
+	s.seg, s.err = s.f.Seek(0, io.SeekCurrent)
+}
+
+// Segment returns, for a body kept compressed in a file, the file, the
+// length of the DEFLATE stream in it, and the CRC-32 of what it holds
+// (the body and warc.End). ok is false for a body in memory.
+func (s *Spool) Segment() (f *os.File, n int64, crc uint32, ok bool) {
+	if s.f == nil || !s.done || s.err != nil {
+		return nil, 0, 0, false
+	}
+	return s.f, s.seg, s.crc, true
+}
+
+// WriteTo writes the body to w, decompressing it from the file when it
+// is there. The writer copies a compressed body as it is (Segment): this
+// is for what needs the body itself.
 func (s *Spool) WriteTo(w io.Writer) (int64, error) {
 	if s.err != nil {
 		return 0, s.err
 	}
-	n, err := w.Write(s.mem)
-	if err != nil || s.f == nil {
+	if s.f == nil {
+		n, err := w.Write(s.mem)
 		return int64(n), err
 	}
-	m, err := io.Copy(w, io.NewSectionReader(s.f, 0, s.n))
-	return int64(n) + m, err
+	if !s.done {
+		return 0, errors.New("the spooled body is not complete")
+	}
+	zr := flate.NewReader(io.NewSectionReader(s.f, 0, s.seg))
+	defer zr.Close()
+	n, err := io.Copy(onlyWriter{w}, io.LimitReader(zr, s.raw))
+	if err == nil && n != s.raw {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
 }
+
+// AppendTo appends the body to b.
+func (s *Spool) AppendTo(b []byte) ([]byte, error) {
+	buf := bytes.NewBuffer(b)
+	_, err := s.WriteTo(buf)
+	return buf.Bytes(), err
+}
+
+// onlyWriter hides a writer's ReadFrom, so that io.CopyBuffer uses the
+// buffer it is given.
+type onlyWriter struct{ io.Writer }
 
 // errReleased marks a spool read after it was released.
 var errReleased = errors.New("the spooled body was released")
@@ -341,9 +503,10 @@ func (s *Spool) release() {
 		if s.name != "" {
 			os.Remove(s.name)
 		}
-		s.f, s.name = nil, ""
+		s.f, s.name, s.z, s.bw = nil, "", nil, nil
 	}
-	s.mem, s.n = nil, 0
+	putBuf(s.mem)
+	s.mem, s.raw = nil, 0
 	if s.err == nil {
 		s.err = errReleased
 	}

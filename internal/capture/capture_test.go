@@ -2,7 +2,10 @@ package capture
 
 import (
 	"bytes"
+	"compress/flate"
 	"crypto/sha1" //nolint:gosec // the digests under test are SHA-1
+	"hash/crc32"
+	"io"
 	"os"
 	"testing"
 	"time"
@@ -29,8 +32,14 @@ func TestSpoolSpillsToAFileAndLeavesNoneBehind(t *testing.T) {
 		ex.Payload(want[i:min(i+7, len(want))])
 	}
 	ex.Finish("")
-	if ex.Body.f == nil || len(ex.Body.mem) != 10 {
-		t.Fatalf("want 10 bytes in memory and the rest in a file, got %d in memory, file %v", len(ex.Body.mem), ex.Body.f != nil)
+	f, n, crc, ok := ex.Body.Segment()
+	if !ok || len(ex.Body.mem) != 0 || ex.Body.Len() != int64(len(want)) {
+		t.Fatalf("a body past MemLimit should be all in the file: segment %v, %d in memory, length %d", ok, len(ex.Body.mem), ex.Body.Len())
+	}
+	// The file holds the DEFLATE stream that ends the record.
+	seg, err := io.ReadAll(flate.NewReader(io.NewSectionReader(f, 0, n)))
+	if err != nil || string(seg) != string(want)+"\r\n\r\n" || crc != crc32.ChecksumIEEE(seg) {
+		t.Fatalf("the segment holds %d bytes (%v), CRC %08x for %08x", len(seg), err, crc, crc32.ChecksumIEEE(seg))
 	}
 	if got := body(t, &ex.Body); !bytes.Equal(got, want) {
 		t.Fatalf("spool gave back %d bytes, want %d", len(got), len(want))
