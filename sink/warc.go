@@ -300,9 +300,10 @@ const (
 	infoRunField    = "trawl-run-id"
 )
 
-// Write archives r's capture, unless there is none or it was archived
-// already (a duplicate shares its original's), and notes in it where the
-// last response record went. It releases the capture's spooled bodies.
+// Write archives r's capture, unless there is none, it was archived
+// already (a duplicate shares its original's) or r was cancelled, and
+// notes in it where the last response record went. It releases the
+// capture's spooled bodies.
 func (w *WARC) Write(r *record.Record) error {
 	c := r.Capture
 	if c == nil || c.Written {
@@ -310,7 +311,9 @@ func (w *WARC) Write(r *record.Record) error {
 	}
 	c.Written = true
 	defer c.Release()
-	if len(c.Exchanges) == 0 {
+	// A URL cut short by trawl's own stop (SIGINT, --deadline) is fetched
+	// again by --resume: its half capture would only archive it twice.
+	if len(c.Exchanges) == 0 || r.ErrKind == record.KindCanceled {
 		return nil
 	}
 	// A file holds at least one URL's records, whatever the size.

@@ -139,7 +139,9 @@ func TestWARCRecords(t *testing.T) {
 	hop := exchange("http://example.test/a", "GET /a HTTP/1.1\r\nHost: example.test\r\n\r\n", "HTTP/1.1 302 Found\r\nLocation: /b\r\n\r\n", "to b", "")
 	final := exchange("http://example.test/b", "GET /b HTTP/1.1\r\nHost: example.test\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 26\r\n\r\n", "a body longer than 8 bytes", "")
 	cut := exchange("http://example.test/c", "GET /c HTTP/1.1\r\n\r\n", "HTTP/1.1 200 OK\r\n\r\n", "part", capture.TruncDisconnect)
-	recs := []*record.Record{captured(hop, final), {}, captured(), captured(cut)}
+	canceled := captured(exchange("http://example.test/d", "GET /d HTTP/1.1\r\n\r\n", "HTTP/1.1 200 OK\r\n\r\n", "half", capture.TruncTime))
+	canceled.ErrKind = record.KindCanceled
+	recs := []*record.Record{captured(hop, final), {}, captured(), canceled, captured(cut)}
 	for _, r := range recs {
 		if err := w.Write(r); err != nil {
 			t.Fatal(err)
@@ -206,8 +208,11 @@ func TestWARCRecords(t *testing.T) {
 	if recs[2].Capture.File != "" {
 		t.Error("a capture without exchanges points somewhere")
 	}
-	if recs[3].Capture.Offset != got[6].offset {
-		t.Errorf("last record points at %d, want %d", recs[3].Capture.Offset, got[6].offset)
+	if recs[4].Capture.Offset != got[6].offset {
+		t.Errorf("last record points at %d, want %d", recs[4].Capture.Offset, got[6].offset)
+	}
+	if recs[3].Capture.File != "" {
+		t.Error("a cancelled URL was archived")
 	}
 	// A capture is archived once, even when a duplicate shares it.
 	if err := w.Write(recs[0]); err != nil {
