@@ -311,8 +311,8 @@ func (ex *Exchange) WARC() warc.Exchange {
 	}
 	return warc.Exchange{
 		ReqID: ex.ReqID, RespID: ex.RespID, Date: ex.Date, URI: ex.URI, IP: ex.IP, Request: ex.Request,
-		RespLength: int64(len(ex.Head)) + ex.Body.Len(), BlockDigest: warc.Digest(ex.BlockDigest[:]),
-		PayloadDigest: warc.Digest(ex.PayloadDigest[:]), Truncated: ex.Truncated,
+		RespLength: int64(len(ex.Head)) + ex.Body.Len(), BlockDigest: &ex.BlockDigest,
+		PayloadDigest: &ex.PayloadDigest, Truncated: ex.Truncated,
 	}
 }
 
@@ -341,7 +341,7 @@ func (c *Capture) Prepare() {
 		// Room for both members: fixed codes can outgrow the input by an
 		// eighth, and the headers come to about a KiB.
 		recs := getBuf((len(ex.Request)+len(ex.Head)+int(ex.Body.Len()))*9/8 + 2048)
-		recs = enc.AppendMember(recs, hdr, ex.Request)
+		recs = enc.AppendMember(recs, hdr, ex.Request, nil)
 		ex.ReqLen = len(recs)
 		hdr = x.ResponseHeader(hdr)
 		ex.Records = enc.AppendMember(recs, hdr, ex.Head, ex.Body.mem)

@@ -1,11 +1,16 @@
-// Package fixedflate compresses small inputs into gzip members fast: one
-// DEFLATE block (RFC 1951) with the fixed Huffman codes and a greedy
-// LZ77 match finder. A general encoder builds Huffman tables fitted to
-// each input, which for a record of a few KiB costs several times the
-// matching itself; the fixed codes cost nothing to build, and on HTML,
-// where most of the gain comes from repeats, lose a little ratio. The WARC
-// writer uses it for its many small records, and a general encoder for
-// large bodies.
+// Package fixedflate makes gzip members of small inputs fast. A member
+// holds two parts: one kept as it is, in stored blocks (RFC 1951 3.2.4),
+// for what rarely compresses (a WARC record's header, full of IDs and
+// digests); and one compressed where it compresses, with the fixed Huffman
+// codes and a greedy LZ77 match finder, switching to stored blocks once
+// nothing has repeated for a while (random or already-compressed data,
+// which on the web, where bodies mostly come gzip- or brotli-encoded, is
+// the usual case). A general encoder builds Huffman tables fitted to each
+// input, which for a record of a few KiB costs several times the matching
+// itself; the fixed codes cost nothing to build, and on HTML, where most
+// of the gain comes from repeats, lose a little ratio. The WARC writer
+// uses it for its many small records, and a general encoder for large
+// bodies.
 package fixedflate
 
 import (
@@ -27,7 +32,7 @@ type Encoder struct {
 const (
 	// storeAfter is how many bytes in a row without a match make the
 	// rest of the input go into stored blocks.
-	storeAfter  = 512
+	storeAfter  = 256
 	hashBits    = 14
 	minHashBits = 8
 	minMatch    = 4 // shorter matches are not looked for (DEFLATE allows 3)
@@ -39,15 +44,23 @@ const (
 // extra fields, OS unknown.
 var gzipHeader = [10]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255}
 
-// AppendGzip appends to dst a complete gzip member (RFC 1952) holding src.
-func (e *Encoder) AppendGzip(dst, src []byte) []byte {
+// AppendGzip appends to dst a complete gzip member (RFC 1952) holding
+// store, kept as it is, then compress, compressed where it compresses.
+func (e *Encoder) AppendGzip(dst, store, compress []byte) []byte {
 	dst = append(dst, gzipHeader[:]...)
-	dst = e.AppendDeflate(dst, src)
-	dst = binary.LittleEndian.AppendUint32(dst, crc32.ChecksumIEEE(src))
-	return binary.LittleEndian.AppendUint32(dst, uint32(len(src)))
+	w := bitWriter{out: dst}
+	if len(store) > 0 {
+		w.stored(store, len(compress) == 0)
+	}
+	if len(compress) > 0 || len(store) == 0 {
+		w.out = e.AppendDeflate(w.out, compress)
+	}
+	dst = binary.LittleEndian.AppendUint32(w.out, crc32.Update(crc32.ChecksumIEEE(store), crc32.IEEETable, compress))
+	return binary.LittleEndian.AppendUint32(dst, uint32(len(store)+len(compress)))
 }
 
-// AppendDeflate appends to dst a final DEFLATE block holding src.
+// AppendDeflate appends to dst a complete DEFLATE stream holding src,
+// compressed where it compresses.
 func (e *Encoder) AppendDeflate(dst, src []byte) []byte {
 	if int64(e.base)+int64(len(src))+maxWindow+1 >= 1<<31-1 || e.base == 0 {
 		clear(e.table[:])
@@ -80,7 +93,7 @@ func (e *Encoder) AppendDeflate(dst, src []byte) []byte {
 			// into stored blocks, at the cost of a copy.
 			w.literals(src[lit:i])
 			w.write(uint64(litCodes[256].code), uint(litCodes[256].len))
-			return w.stored(src[i:])
+			return w.stored(src[i:], true)
 		}
 		v := binary.LittleEndian.Uint32(src[i:])
 		h := (v * hashMul) >> shift
@@ -110,27 +123,28 @@ func (e *Encoder) AppendDeflate(dst, src []byte) []byte {
 	w.literals(src[lit:])
 	w.write(uint64(litCodes[256].code), uint(litCodes[256].len)) // end of block
 	if len(src) > storeAfter+minMatch {
-		return w.stored(nil) // the final block the first one promised
+		return w.stored(nil, true) // the final block the first one promised
 	}
 	return w.flush()
 }
 
-// stored ends the stream with src in stored blocks, the last one final.
-func (w *bitWriter) stored(src []byte) []byte {
+// stored writes src in stored blocks, the last one final when final is
+// set, and returns the stream so far.
+func (w *bitWriter) stored(src []byte, final bool) []byte {
 	for {
 		n := min(len(src), 65535)
-		final := uint64(0)
-		if n == len(src) {
-			final = 1
+		last := uint64(0)
+		if n == len(src) && final {
+			last = 1
 		}
-		w.write(final, 1)
+		w.write(last, 1)
 		w.write(0, 2) // BTYPE 00: stored
 		w.flush()     // to the byte boundary
 		w.out = binary.LittleEndian.AppendUint16(w.out, uint16(n))
 		w.out = binary.LittleEndian.AppendUint16(w.out, ^uint16(n))
 		w.out = append(w.out, src[:n]...)
 		src = src[n:]
-		if final == 1 {
+		if len(src) == 0 {
 			return w.out
 		}
 	}

@@ -41,8 +41,18 @@ func NewHeader(buf []byte, typ, id string, date time.Time) Header {
 	h := Header{b: append(buf[:0], Version+"\r\n"...)}
 	h.Add("WARC-Type", typ)
 	h.Add("WARC-Record-ID", id)
-	h.Add("WARC-Date", Date(date))
+	h.b = append(h.b, "WARC-Date: "...)
+	h.b = date.UTC().AppendFormat(h.b, dateLayout)
+	h.b = append(h.b, "\r\n"...)
 	return h
+}
+
+// AddDigest appends a field holding a SHA-1 as Digest writes it.
+func (h *Header) AddDigest(name string, sum *[sha1.Size]byte) {
+	h.b = append(h.b, name...)
+	h.b = append(h.b, ": sha1:"...)
+	h.b = base32.StdEncoding.AppendEncode(h.b, sum[:])
+	h.b = append(h.b, "\r\n"...)
 }
 
 // Add appends a field. Control characters in the value, which a hostile
@@ -96,8 +106,10 @@ func URI(u string) string {
 // Date writes a time as WARC-Date does: UTC, to the microsecond (WARC/1.1
 // allows fractions of a second).
 func Date(t time.Time) string {
-	return t.UTC().Format("2006-01-02T15:04:05.000000Z")
+	return t.UTC().Format(dateLayout)
 }
+
+const dateLayout = "2006-01-02T15:04:05.000000Z"
 
 // Digest writes a SHA-1 the way WARC records customarily carry it:
 // "sha1:" and 32 characters of base32.
@@ -139,11 +151,11 @@ type Exchange struct {
 	IP            string // "" when unknown
 	Request       []byte // the request record's block
 	// RespLength is the response record's block length; BlockDigest and
-	// PayloadDigest its digests (see Digest), Truncated its WARC-Truncated
-	// reason ("" for none).
+	// PayloadDigest its SHA-1 digests, Truncated its WARC-Truncated reason
+	// ("" for none).
 	RespLength    int64
-	BlockDigest   string
-	PayloadDigest string
+	BlockDigest   *[sha1.Size]byte
+	PayloadDigest *[sha1.Size]byte
 	Truncated     string
 }
 
@@ -159,7 +171,8 @@ func (x *Exchange) common(h *Header, concurrent string) {
 func (x *Exchange) RequestHeader(buf []byte) []byte {
 	h := NewHeader(buf, "request", x.ReqID, x.Date)
 	x.common(&h, x.RespID)
-	h.Add("WARC-Block-Digest", DigestOf(x.Request))
+	sum := sha1.Sum(x.Request) //nolint:gosec // see the import
+	h.AddDigest("WARC-Block-Digest", &sum)
 	h.Add("Content-Type", RequestType)
 	h.Add("Content-Length", strconv.Itoa(len(x.Request)))
 	return h.Bytes()
@@ -169,8 +182,8 @@ func (x *Exchange) RequestHeader(buf []byte) []byte {
 func (x *Exchange) ResponseHeader(buf []byte) []byte {
 	h := NewHeader(buf, "response", x.RespID, x.Date)
 	x.common(&h, x.ReqID)
-	h.Add("WARC-Block-Digest", x.BlockDigest)
-	h.Add("WARC-Payload-Digest", x.PayloadDigest)
+	h.AddDigest("WARC-Block-Digest", x.BlockDigest)
+	h.AddDigest("WARC-Payload-Digest", x.PayloadDigest)
 	if x.Truncated != "" {
 		h.Add("WARC-Truncated", x.Truncated)
 	}
@@ -191,8 +204,9 @@ func (x *Exchange) RevisitHeader(buf []byte, head []byte, orig Original) []byte 
 	h.Add("WARC-Refers-To", orig.ID)
 	h.Add("WARC-Refers-To-Target-URI", orig.URI)
 	h.Add("WARC-Refers-To-Date", orig.Date)
-	h.Add("WARC-Payload-Digest", x.PayloadDigest)
-	h.Add("WARC-Block-Digest", DigestOf(head))
+	h.AddDigest("WARC-Payload-Digest", x.PayloadDigest)
+	sum := sha1.Sum(head) //nolint:gosec // see the import
+	h.AddDigest("WARC-Block-Digest", &sum)
 	h.Add("Content-Type", ResponseType)
 	h.Add("Content-Length", strconv.Itoa(len(head)))
 	return h.Bytes()
@@ -210,8 +224,8 @@ const SmallRecord = 64 << 10
 // Encoder compresses small records into gzip members. It is not safe for
 // concurrent use; GetEncoder and PutEncoder share them among goroutines.
 type Encoder struct {
-	ff  fixedflate.Encoder
-	rec []byte
+	ff          fixedflate.Encoder
+	store, rest []byte
 }
 
 var encoders = sync.Pool{New: func() any { return new(Encoder) }}
@@ -223,13 +237,13 @@ func GetEncoder() *Encoder { return encoders.Get().(*Encoder) }
 func PutEncoder(e *Encoder) { encoders.Put(e) }
 
 // AppendMember appends to dst one gzip member holding the record made of
-// header (with its blank line), the block's parts, and End.
-func (e *Encoder) AppendMember(dst, header []byte, block ...[]byte) []byte {
-	rec := append(e.rec[:0], header...)
-	for _, b := range block {
-		rec = append(rec, b...)
-	}
-	rec = append(rec, End...)
-	e.rec = rec
-	return e.ff.AppendGzip(dst, rec)
+// header (with its blank line), head and body (the block), and End. The
+// header and head are stored as they are (their IDs, digests and dates
+// would hardly compress, and compressing costs more than everything else
+// done for a small record); the body is compressed where it compresses.
+func (e *Encoder) AppendMember(dst, header, head, body []byte) []byte {
+	store := append(append(e.store[:0], header...), head...)
+	rest := append(append(e.rest[:0], body...), End...)
+	e.store, e.rest = store, rest
+	return e.ff.AppendGzip(dst, store, rest)
 }

@@ -25,7 +25,7 @@ func TestCombineCRC(t *testing.T) {
 
 func TestHeaderFields(t *testing.T) {
 	x := Exchange{ReqID: NewID(), RespID: NewID(), Date: time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC), URI: "http://a.test/x y",
-		Request: []byte("GET / HTTP/1.1\r\n\r\n"), RespLength: 7, BlockDigest: "sha1:B", PayloadDigest: "sha1:P", Truncated: "length"}
+		Request: []byte("GET / HTTP/1.1\r\n\r\n"), RespLength: 7, BlockDigest: &[20]byte{1}, PayloadDigest: &[20]byte{2}, Truncated: "length"}
 	req, resp := string(x.RequestHeader(nil)), string(x.ResponseHeader(nil))
 	for _, want := range []string{"WARC/1.1\r\n", "WARC-Type: request\r\n", "WARC-Concurrent-To: " + x.RespID + "\r\n",
 		"WARC-Date: 2026-01-02T03:04:05.000006Z\r\n", "WARC-Target-URI: http://a.test/x%20y\r\n", "Content-Length: 18\r\n\r\n"} {
@@ -34,7 +34,7 @@ func TestHeaderFields(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"WARC-Type: response\r\n", "WARC-Concurrent-To: " + x.ReqID + "\r\n", "WARC-Truncated: length\r\n",
-		"WARC-Payload-Digest: sha1:P\r\n", "Content-Type: application/http;msgtype=response\r\n"} {
+		"WARC-Payload-Digest: " + Digest([]byte{2, 19: 0}) + "\r\n", "WARC-Block-Digest: " + Digest([]byte{1, 19: 0}) + "\r\n", "Content-Type: application/http;msgtype=response\r\n"} {
 		if !strings.Contains(resp, want) {
 			t.Errorf("response header lacks %q:\n%s", want, resp)
 		}
