@@ -99,9 +99,11 @@ type WARC struct {
 	Note string
 }
 
-// warcGzipLevel trades size for speed: BestSpeed compresses HTML about
-// as well as the default does, at a fraction of the cost, and passes
-// incompressible bodies (images, already-compressed pages) at memory speed.
+// warcGzipLevel is the level of the general encoder, for the parts of
+// large records the writer compresses itself (the fetch workers compress
+// large bodies at the same level, capture.Spool): the fastest, which
+// keeps up with the network and passes incompressible bodies (images,
+// already-compressed pages) at close to the speed of a copy.
 const warcGzipLevel = gzip.BestSpeed
 
 // OpenWARC prepares the series opts.Path names, repairs it when resuming,

@@ -319,6 +319,16 @@ func testRevisits(t *testing.T, prepared bool) {
 			t.Errorf("revisit %s = %q, want %q", name, got, want)
 		}
 	}
+	byOffset := map[int64]wrec{}
+	for _, r := range got {
+		byOffset[r.offset] = r
+	}
+	for i, r := range recs {
+		m, ok := byOffset[r.Capture.Offset]
+		if !ok || m.get("WARC-Type") == "request" || m.get("WARC-Target-URI") != r.Capture.Exchanges[0].URI {
+			t.Errorf("record %d points at %d: %v", i, r.Capture.Offset, m.fields)
+		}
+	}
 	if string(rev.block) != "HTTP/1.1 200 OK\r\nX: y\r\n\r\n" {
 		t.Errorf("a revisit holds its own head only: %q", rev.block)
 	}
@@ -394,4 +404,39 @@ func FuzzWARCRecord(f *testing.F) {
 			t.Fatalf("target URI %q", resp.get("WARC-Target-URI"))
 		}
 	})
+}
+
+// TestWARCIsOnDiskBeforeTheLinesThatPointAtIt: whenever the records
+// output writes to its file, the WARC records its lines point at are in
+// theirs already, so that a kill can never leave a line pointing past the
+// end of the WARC.
+func TestWARCIsOnDiskBeforeTheLinesThatPointAtIt(t *testing.T) {
+	// Bodies in memory: a spooled one's copy flushes the buffer anyway.
+	testMemLimit = 1 << 16
+	t.Cleanup(func() { testMemLimit = 8 })
+	dir := t.TempDir()
+	w := openTestWARC(t, WARCOptions{Path: dir + "/"})
+	defer w.Close()
+	out, err := Create(filepath.Join(dir, "out.jsonl"), nil, OutputOptions{BeforeWrite: w.Flush})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close(true)
+	for i := range 20 {
+		r := captured(exchange(fmt.Sprintf("http://example.test/%d", i), "GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 200 OK\r\n\r\n", strings.Repeat("b", 100), ""))
+		if err := w.Write(r); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(out, "{\"index\":%d,\"warc_offset\":%d}\n", i, r.Capture.Offset)
+		if err := out.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		st, err := os.Stat(filepath.Join(dir, r.Capture.File))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Size() <= r.Capture.Offset {
+			t.Fatalf("line %d points at offset %d, and the WARC file holds %d bytes", i, r.Capture.Offset, st.Size())
+		}
+	}
 }
