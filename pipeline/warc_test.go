@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,6 +54,7 @@ type member struct {
 	offset int64
 	typ    string
 	uri    string
+	head   string
 	block  string
 }
 
@@ -76,7 +78,7 @@ func readMembers(t *testing.T, path string) []member {
 			t.Fatalf("%s at %d: %v", path, off, err)
 		}
 		head, block, _ := strings.Cut(string(rec), "\r\n\r\n")
-		m := member{offset: off, block: block}
+		m := member{offset: off, head: head + "\r\n", block: block}
 		for _, l := range strings.Split(head, "\r\n") {
 			if v, ok := strings.CutPrefix(l, "WARC-Type: "); ok {
 				m.typ = v
@@ -268,5 +270,49 @@ func TestWARCSettingsThatDoNotGoTogether(t *testing.T) {
 	cfg.WARC, cfg.Atomic, cfg.Output = t.TempDir()+"/", true, "out.jsonl"
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "--atomic") {
 		t.Errorf("--warc with --atomic: %v", err)
+	}
+}
+
+// TestWARCSinceWritesNotModifiedRevisits: with --since, a 304 to the
+// conditional request is archived as a revisit record of the
+// server-not-modified profile, and the record points at it.
+func TestWARCSinceWritesNotModifiedRevisits(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("ETag", `"v1"`)
+		if r.Header.Get("If-None-Match") == `"v1"` {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		fmt.Fprintf(w, "<title>%s</title>", r.URL.Path)
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	list := writeList(t, dir, "urls.txt", []string{srv.URL + "/a", srv.URL + "/b"})
+	first := fileConfig(t, list, filepath.Join(dir, "first.jsonl"))
+	first.WARC = filepath.Join(dir, "w1") + "/"
+	if _, err := Run(t.Context(), first); err != nil {
+		t.Fatal(err)
+	}
+	second := fileConfig(t, list, filepath.Join(dir, "second.jsonl"))
+	second.WARC = filepath.Join(dir, "w2") + "/"
+	second.Since = first.Output
+	if _, err := Run(t.Context(), second); err != nil {
+		t.Fatal(err)
+	}
+	byFile, _ := allMembers(t, filepath.Join(dir, "w2"))
+	for _, l := range readWARCLines(t, second.Output) {
+		if l.WARCFile == nil || l.WARCOffset == nil {
+			t.Fatalf("line %d points nowhere", l.Index)
+		}
+		var m *member
+		for i, mm := range byFile[*l.WARCFile] {
+			if mm.offset == *l.WARCOffset {
+				m = &byFile[*l.WARCFile][i]
+			}
+		}
+		if m == nil || m.typ != "revisit" || !strings.Contains(m.head, "WARC-Profile: http://netpreserve.org/warc/1.1/revisit/server-not-modified\r\n") ||
+			!strings.HasPrefix(m.block, "HTTP/1.1 304 ") {
+			t.Errorf("line %d (%s) points at %+v", l.Index, l.URL, m)
+		}
 	}
 }

@@ -325,8 +325,11 @@ func (w *WARC) Write(r *record.Record) error {
 		}
 	}
 	var last int64
-	for _, ex := range c.Exchanges {
-		off, err := w.writeExchange(ex)
+	for i, ex := range c.Exchanges {
+		// A 304 to --since's conditional request says the capture of an
+		// earlier run still stands.
+		notModified := r.NotModified && i == len(c.Exchanges)-1
+		off, err := w.writeExchange(ex, notModified)
 		if err != nil {
 			return w.failed(err)
 		}
@@ -355,16 +358,24 @@ func (w *WARC) failed(err error) error {
 // records were compressed by the fetch worker already (Prepare): they are
 // copied. A large one's are compressed here, its body streamed from its
 // spool.
-func (w *WARC) writeExchange(ex *capture.Exchange) (int64, error) {
+//
+// notModified makes the response a revisit record of the
+// server-not-modified profile, referring to the same URL (the earlier
+// capture's date and file are the earlier run's).
+func (w *WARC) writeExchange(ex *capture.Exchange, notModified bool) (int64, error) {
 	if !ex.Done() {
 		ex.Finish(capture.TruncUnspecified)
 	}
 	x := ex.WARC()
 	var orig warc.Original
-	dedupe := w.revisits != nil && ex.Truncated == "" && ex.PayloadLen > 0
+	dedupe := w.revisits != nil && ex.Truncated == "" && ex.PayloadLen > 0 && !notModified
 	revisit := false
+	profile := warc.RevisitProfile
 	if dedupe {
 		orig, revisit = w.revisits.get(ex.PayloadDigest)
+	}
+	if notModified {
+		revisit, profile, orig = true, warc.NotModifiedProfile, warc.Original{URI: warc.URI(x.URI)}
 	}
 	if ex.Prepared() {
 		if revisit {
@@ -384,7 +395,7 @@ func (w *WARC) writeExchange(ex *capture.Exchange) (int64, error) {
 	}
 	off := w.cw.n
 	if revisit {
-		return off, w.member(x.RevisitHeader(w.hdr, ex.Head, orig), ex.Head, nil)
+		return off, w.member(x.RevisitHeader(w.hdr, ex.Head, profile, orig), ex.Head, nil)
 	}
 	if err := w.member(x.ResponseHeader(w.hdr), ex.Head, &ex.Body); err != nil {
 		return 0, err

@@ -337,6 +337,26 @@ func testRevisits(t *testing.T, prepared bool) {
 	}
 }
 
+// TestWARCNotModifiedIsARevisit: a 304 to --since's conditional request
+// is a revisit record of the server-not-modified profile.
+func TestWARCNotModifiedIsARevisit(t *testing.T) {
+	dir := t.TempDir()
+	w := openTestWARC(t, WARCOptions{Path: dir + "/"})
+	r := captured(exchange("http://a.test/same", "GET /same HTTP/1.1\r\nIf-None-Match: \"x\"\r\n\r\n", "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n", "", ""))
+	r.NotModified = true
+	if err := w.Write(r); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	got := readWARC(t, warcFiles(t, dir)[0])
+	rev := got[2]
+	if rev.get("WARC-Type") != "revisit" || rev.get("WARC-Profile") != "http://netpreserve.org/warc/1.1/revisit/server-not-modified" ||
+		rev.get("WARC-Refers-To-Target-URI") != "http://a.test/same" || rev.get("WARC-Payload-Digest") != "" ||
+		string(rev.block) != "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n" || r.Capture.Offset != rev.offset {
+		t.Errorf("a 304 to a conditional request: %v %q", rev.fields, rev.block)
+	}
+}
+
 // TestWARCFieldsStayOnTheirLine: a hostile URL cannot add fields.
 func TestWARCFieldsStayOnTheirLine(t *testing.T) {
 	dir := t.TempDir()

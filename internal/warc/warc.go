@@ -28,9 +28,13 @@ const (
 	ResponseType = "application/http;msgtype=response"
 )
 
-// RevisitProfile is the profile of a revisit record whose payload is
-// identical to the record it refers to.
-const RevisitProfile = "http://netpreserve.org/warc/1.1/revisit/identical-payload-digest"
+// The profiles of revisit records: the payload is identical to that of
+// the record referred to; or the server answered a conditional request
+// that the resource had not changed (304).
+const (
+	RevisitProfile     = "http://netpreserve.org/warc/1.1/revisit/identical-payload-digest"
+	NotModifiedProfile = "http://netpreserve.org/warc/1.1/revisit/server-not-modified"
+)
 
 // Header builds a record's header block.
 type Header struct{ b []byte }
@@ -192,19 +196,25 @@ func (x *Exchange) ResponseHeader(buf []byte) []byte {
 	return h.Bytes()
 }
 
-// Original is the first capture of a payload, which a revisit refers to.
+// Original is the capture a revisit refers to; the fields not known are
+// "" and left out.
 type Original struct{ ID, URI, Date string }
 
-// RevisitHeader is the header block of a revisit record that stands for
-// the response, in buf: its block is the response's head only.
-func (x *Exchange) RevisitHeader(buf []byte, head []byte, orig Original) []byte {
+// RevisitHeader is the header block of a revisit record with profile
+// that stands for the response, in buf: its block is the response's head
+// only.
+func (x *Exchange) RevisitHeader(buf []byte, head []byte, profile string, orig Original) []byte {
 	h := NewHeader(buf, "revisit", x.RespID, x.Date)
 	x.common(&h, x.ReqID)
-	h.Add("WARC-Profile", RevisitProfile)
-	h.Add("WARC-Refers-To", orig.ID)
-	h.Add("WARC-Refers-To-Target-URI", orig.URI)
-	h.Add("WARC-Refers-To-Date", orig.Date)
-	h.AddDigest("WARC-Payload-Digest", x.PayloadDigest)
+	h.Add("WARC-Profile", profile)
+	for _, f := range [][2]string{{"WARC-Refers-To", orig.ID}, {"WARC-Refers-To-Target-URI", orig.URI}, {"WARC-Refers-To-Date", orig.Date}} {
+		if f[1] != "" {
+			h.Add(f[0], f[1])
+		}
+	}
+	if profile == RevisitProfile {
+		h.AddDigest("WARC-Payload-Digest", x.PayloadDigest)
+	}
 	sum := sha1.Sum(head) //nolint:gosec // see the import
 	h.AddDigest("WARC-Block-Digest", &sum)
 	h.Add("Content-Type", ResponseType)
