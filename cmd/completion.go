@@ -111,7 +111,7 @@ func (a *app) registerCompletions(c *cobra.Command) {
 			register(o.name, completeFrom(fixedValues(o.name)))
 		case takesFile(o.name):
 			register(o.name, completeFiles)
-		case o.name == optOutputDir:
+		case o.name == optOutputDir, o.name == optWARC:
 			register(o.name, completeDirs)
 		default:
 			// Numbers, durations, patterns: nothing the shell could offer.

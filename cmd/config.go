@@ -544,6 +544,10 @@ func (s *settings) resolve(inputs []string, registry *transform.Registry) (*Conf
 		c.NameTemplate = tmpl
 	}
 	c.Since = p.str(optSince)
+	c.WARC = p.str(optWARC)
+	c.WARCMaxSize = p.size(optWARCMaxSize)
+	c.WARCMaxBody = p.size(optWARCMaxBody)
+	c.WARCInfo = s.warcInfo()
 	c.Resume = p.boolean(optResume)
 	c.RetryFailed = p.boolean(optResumeRetryFailed)
 	c.Deadline = p.duration(optDeadline, false)
@@ -575,7 +579,7 @@ func (s *settings) resolve(inputs []string, registry *transform.Registry) (*Conf
 	for _, f := range []struct {
 		opt  string
 		name *string
-	}{{optOutput, &c.Output}, {optOutputDir, &c.OutputDir}, {optStatsFile, &c.StatsFile}, {optMetricsFile, &c.MetricsFile}, {optLogFile, &c.LogFile}, {optLock, &c.LockFile}, {optSince, &c.Since}} {
+	}{{optOutput, &c.Output}, {optOutputDir, &c.OutputDir}, {optWARC, &c.WARC}, {optStatsFile, &c.StatsFile}, {optMetricsFile, &c.MetricsFile}, {optLogFile, &c.LogFile}, {optLock, &c.LockFile}, {optSince, &c.Since}} {
 		if c.Shard != nil {
 			*f.name = c.Shard.Expand(*f.name)
 		} else if strings.Contains(*f.name, source.ShardPlaceholder) {
@@ -589,6 +593,21 @@ func (s *settings) resolve(inputs []string, registry *transform.Registry) (*Conf
 		return nil, p.err
 	}
 	return c, nil
+}
+
+// warcInfo lists the settings that differ from the defaults, as the
+// warcinfo records of the WARC name them ("trawl-setting: name=value"),
+// with credentials masked as everywhere else trawl shows settings.
+func (s *settings) warcInfo() []string {
+	var out []string
+	for _, name := range s.order {
+		st := s.byName[name]
+		if st.from.layer == "default" {
+			continue
+		}
+		out = append(out, fmt.Sprintf("trawl-setting: %s=%s", name, st.display()))
+	}
+	return out
 }
 
 // method reads -X: any method token, upper-cased as curl leaves it alone

@@ -125,6 +125,9 @@ const (
 	optSince                = "since"
 	optRobots               = "robots"
 	optExtra                = "extra"
+	optWARC                 = "warc"
+	optWARCMaxSize          = "warc-max-size"
+	optWARCMaxBody          = "warc-max-body"
 )
 
 // TLS client and authentication option names.
@@ -154,6 +157,10 @@ func optionTable(version string) []option {
 		{optName, "", kindString, "{host}/{path}", "file name `template` under --output-dir: {host}, {path}, {index}, {sha256}, {ext}", "Files"},
 		{optMaxFileSize, "", kindSize, "0", "do not save bodies larger than this (0 = no limit)", "Files"},
 		{optDigest, "", kindString, string(sink.SHA256), "`digest` of each saved file, written in the record under its name: sha256, blake3 (faster) or none (fastest: no field)", "Files"},
+
+		{optWARC, "", kindString, "", "archive every request and response as WARC records in gzipped files under this `path`: a directory (ending in /) or a prefix for the files' names", "WARC"},
+		{optWARCMaxSize, "", kindSize, "1GiB", "start a new WARC file once one reaches this size (0 = one file)", "WARC"},
+		{optWARCMaxBody, "", kindSize, "0", "archive at most this much of each body; a longer one is archived cut and marked truncated (0 = no limit)", "WARC"},
 
 		{optFetchConcurrency, "c", kindInt, "32", "requests in flight at once", "Concurrency"},
 		{optTransformConcurrency, "", kindInt, strconv.Itoa(runtime.NumCPU()), "records transformed at once (default: the number of CPUs)", "Concurrency"},
@@ -214,7 +221,7 @@ func optionTable(version string) []option {
 		{optTransform, "x", kindList, "", "add a `transform` [KEY:]NAME[=ARG] (repeatable; see 'trawl transforms')", "Transforms"},
 		{optExecTimeout, "", kindDuration, "30s", "limit for one run of an exec command or a jq program on one record", "Transforms"},
 
-		{optShard, "", kindString, "", "handle only shard `K/N` of the list (0 <= K < N), for N processes on N machines; records keep their index in the whole list. auto[/N] takes K (and N) from a Slurm array, a Kubernetes Indexed Job (auto/N) or GNU parallel (auto/N); {shard} in -o, --output-dir, --stats-file, --metrics-file, --log-file and --lock becomes K", "Run"},
+		{optShard, "", kindString, "", "handle only shard `K/N` of the list (0 <= K < N), for N processes on N machines; records keep their index in the whole list. auto[/N] takes K (and N) from a Slurm array, a Kubernetes Indexed Job (auto/N) or GNU parallel (auto/N); {shard} in -o, --output-dir, --warc, --stats-file, --metrics-file, --log-file and --lock becomes K", "Run"},
 		{optShardBy, "", kindString, "host", "`what` decides a line's shard: host (all URLs of a host together) or url", "Run"},
 		{optMaxFailures, "", kindString, "0", "failed URLs tolerated before exiting with status 3: a `count` or a percentage like 5% (default 0)", "Run"},
 		{optShutdownGrace, "", kindDuration, "5s", "after an interrupt, how long in-flight requests may finish before being cancelled", "Run"},

@@ -205,7 +205,12 @@ func (a *app) config(fs *pflag.FlagSet, inputs []string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.resolve(inputs, a.registry)
+	cfg, err := s.resolve(inputs, a.registry)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Software = "trawl/" + a.version // for the WARC's warcinfo records
+	return cfg, nil
 }
 
 // settings layers the settings for a command's flags, first warning about

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/trawl-dev/trawl/internal/capture"
 	"github.com/trawl-dev/trawl/internal/units"
 	"github.com/trawl-dev/trawl/record"
 )
@@ -71,11 +72,23 @@ var errUnknownEncoding = errors.New("unknown content encoding")
 // A body cut at MaxBody is reported as truncated and its connection is
 // closed rather than drained, since draining an arbitrarily long body would
 // defeat the cap.
-func (c *Client) readBody(resp *response, method string, file BodyFile, saved int64, r *record.Record) attemptResult {
+//
+// With ex (--warc), every byte of the body on the connection also goes to
+// the archive, so reading goes on past MaxBody, to the end of the body or
+// the archive's cap: see finishCapture.
+func (c *Client) readBody(resp *response, method string, file BodyFile, saved int64, r *record.Record, ex *capture.Exchange) (res attemptResult) {
 	if method == http.MethodHead {
+		if ex != nil {
+			ex.Finish("")
+		}
 		return attemptResult{}
 	}
 	wire := &countingReader{r: resp.body}
+	if ex != nil {
+		wire.tap = ex
+		defer func() { r.WireBytes = wire.n }() // after finishCapture's reading, which runs deferred too
+		defer func() { res = c.finishCapture(wire, ex, res) }()
+	}
 	var body io.Reader = wire
 	if ce := resp.header.Get("Content-Encoding"); ce != "" && !c.opts.RawEncoding {
 		dec, closeDec, err := decoder(wire, ce)
@@ -90,7 +103,7 @@ func (c *Client) readBody(resp *response, method string, file BodyFile, saved in
 		}
 	}
 	defer func() { r.WireBytes = wire.n }()
-	if file != nil && body == wire && c.opts.DiscardBody {
+	if file != nil && body == wire && c.opts.DiscardBody && ex == nil {
 		if rf, ok := file.(io.ReaderFrom); ok {
 			return c.saveWhole(resp, wire, rf, saved, r)
 		}
@@ -103,8 +116,8 @@ func (c *Client) readBody(resp *response, method string, file BodyFile, saved in
 		}
 	}
 	pool := &c.bufs
-	if file != nil {
-		pool = &c.bigBufs // a saved body may be large: fewer, larger reads
+	if file != nil || ex != nil {
+		pool = &c.bigBufs // a saved or archived body may be large: fewer, larger reads
 	}
 	bufp := pool.Get().(*[]byte)
 	defer pool.Put(bufp)

@@ -1,6 +1,8 @@
 package fetch
 
 import (
+	"github.com/trawl-dev/trawl/internal/capture"
+
 	"compress/zlib"
 	"fmt"
 	"io"
@@ -21,11 +23,21 @@ const acceptEncoding = "gzip, br, zstd"
 type countingReader struct {
 	r io.Reader
 	n int64
+	// err is the error the body last returned, io.EOF at its end.
+	err error
+	// tap, when set, is given every byte read, for the WARC.
+	tap *capture.Exchange
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
+	if c.tap != nil && n > 0 {
+		c.tap.Payload(p[:n])
+	}
+	if err != nil {
+		c.err = err
+	}
 	return n, err
 }
 

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/net/http/httpproxy"
 
 	"github.com/trawl-dev/trawl/fetch/internal/lean"
+	"github.com/trawl-dev/trawl/internal/capture"
 )
 
 // The engines a Client can send requests with.
@@ -47,6 +48,8 @@ type outRequest struct {
 	// trace, when set, hears the phases of the request (--extra timing);
 	// the context the request is sent with carries it too.
 	trace *httptrace.ClientTrace
+	// tap, when set, records the exchange for the WARC.
+	tap *capture.Exchange
 }
 
 // response is a response from either engine.
@@ -126,8 +129,12 @@ func newLeanEngine(opts Options, dialTarget, dialProxy lean.DialFunc) (*leanEngi
 }
 
 func (e *leanEngine) roundTrip(ctx context.Context, req *outRequest) (*response, error) {
-	resp, err := e.c.Do(ctx, &lean.Request{Method: req.method, URL: req.url, Host: req.host, Header: req.header, Body: req.body,
-		OnConn: req.onConn, Deadline: req.deadline, Trace: req.trace})
+	lr := &lean.Request{Method: req.method, URL: req.url, Host: req.host, Header: req.header, Body: req.body,
+		OnConn: req.onConn, Deadline: req.deadline, Trace: req.trace}
+	if req.tap != nil {
+		lr.Tap = req.tap // never a nil *Exchange in the interface
+	}
+	resp, err := e.c.Do(ctx, lr)
 	if err != nil {
 		return nil, err
 	}

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/trawl-dev/trawl/fetch/internal/lean"
+	"github.com/trawl-dev/trawl/internal/capture"
 	"github.com/trawl-dev/trawl/internal/netpolicy"
 	"github.com/trawl-dev/trawl/internal/netrc"
 	"github.com/trawl-dev/trawl/record"
@@ -124,6 +125,10 @@ type Options struct {
 	// RobotsRetry is how long a robots.txt that could not be read keeps
 	// its host refused before it is asked for again; 0 means a minute.
 	RobotsRetry time.Duration
+	// Capture, when set, records the exchanges of each URL's last
+	// attempt in its record for the WARC (see capture.go): bodies are
+	// then read to their end, past MaxBody, up to the Spooler's cap.
+	Capture *capture.Spooler
 }
 
 // Limiter paces requests. Wait is asked before every request except a
@@ -282,6 +287,10 @@ func (c *Client) Fetch(ctx context.Context, r *record.Record) {
 	}
 	start := time.Now()
 	defer func() { r.Duration = time.Since(start) }()
+	if c.opts.Capture != nil {
+		// The last attempt's records are compressed here, on this worker.
+		defer func() { r.Capture.Prepare() }()
+	}
 	if err := c.checkHost(r.Target, ""); err != nil {
 		r.Fail(record.KindBlocked, err)
 		return
@@ -379,6 +388,11 @@ func (c *Client) attempt(ctx context.Context, r *record.Record) attemptResult {
 	if r.Prev != nil && conditionalMethod(req.method) {
 		req.header, conditional = withValidators(req.header, r.Prev)
 	}
+	capt := c.startCapture(r)
+	if capt != nil {
+		defer capt.Seal()
+	}
+	var ex *capture.Exchange
 	var resp *response
 	var tr *tracer
 	var followed []record.Hop
@@ -405,6 +419,10 @@ func (c *Client) attempt(ctx context.Context, r *record.Record) attemptResult {
 			withJar.header = withCookies(req.header, c.jar.Cookies(u))
 			send = &withJar
 		}
+		if capt != nil {
+			ex = capt.Begin(c.opts.Capture, time.Now(), archivedURI(u))
+			send.tap = ex
+		}
 		var err error
 		if c.opts.Extra.Timing {
 			tr = newTracer()
@@ -412,7 +430,13 @@ func (c *Client) attempt(ctx context.Context, r *record.Record) attemptResult {
 		}
 		resp, err = c.engine.roundTrip(ctx, send)
 		if err != nil {
+			if ex != nil {
+				capt.Drop(ex)
+			}
 			return c.requestFailed(ctx, err)
+		}
+		if ex != nil {
+			completeHead(ex, send, resp)
 		}
 		if hops == 0 && isRedirect(resp.status) {
 			// Only now can a hop go from public to private: the guard
@@ -433,7 +457,11 @@ func (c *Client) attempt(ctx context.Context, r *record.Record) attemptResult {
 		if !isRedirect(resp.status) || loc == "" {
 			break
 		}
-		discard(resp.body)
+		if ex != nil {
+			c.captureRedirect(resp, ex)
+		} else {
+			discard(resp.body)
+		}
 		next, err := c.redirect(u, loc, hops+1)
 		if err != nil {
 			return attemptResult{err: err}
@@ -488,7 +516,12 @@ func (c *Client) attempt(ctx context.Context, r *record.Record) attemptResult {
 			return attemptResult{err: &SaveError{Err: err}}
 		}
 	}
-	res := c.readBody(resp, req.method, file, from.Offset, r)
+	res := c.readBody(resp, req.method, file, from.Offset, r, ex)
+	if res.err == nil && ex != nil {
+		if err := ex.Err(); err != nil {
+			res = attemptResult{err: &SaveError{Err: err}}
+		}
+	}
 	if res.err != nil {
 		if file != nil {
 			var saveErr *SaveError

@@ -65,6 +65,18 @@ type Config struct {
 	NameTemplate sink.Template
 	Digest       sink.Digest
 
+	// WARC, when set, archives every exchange as WARC records under this
+	// path: a directory, or a prefix for the files' names (see
+	// sink.WARCOptions). Files rotate at WARCMaxSize (0: one file);
+	// WARCMaxBody caps the body bytes archived per response (0: no cap).
+	// Software ("trawl/VERSION") and WARCInfo (lines of "name: value",
+	// the run's settings) go into each file's warcinfo record.
+	WARC        string
+	WARCMaxSize int64
+	WARCMaxBody int64
+	Software    string
+	WARCInfo    []string
+
 	// Fetch configures the HTTP client.
 	Fetch fetch.Options
 	// FetchStage and TransformStage set each stage's workers and order.
@@ -149,7 +161,7 @@ func (c *Config) toStdout() bool { return c.Output == "" || c.Output == "-" }
 
 // Layout is the set of fields this configuration's records have.
 func (c *Config) Layout(columns []string) record.Layout {
-	l := record.Layout{Files: c.OutputDir != "", Duplicates: c.Dedupe, Columns: columns, Since: c.Since != "", Extra: c.Fetch.Extra}
+	l := record.Layout{Files: c.OutputDir != "", Duplicates: c.Dedupe, Columns: columns, Since: c.Since != "", Extra: c.Fetch.Extra, WARC: c.WARC != ""}
 	if d := c.digest(); d != sink.NoDigest {
 		l.Digest = string(d)
 	}
@@ -242,6 +254,12 @@ func (c *Config) Validate() error {
 		return usage("--since needs the earlier output as a file")
 	case c.Since != "" && !c.toStdout() && !c.Atomic && samePath(c.Since, c.Output):
 		return usage("--since and -o both name %s: add --atomic, which replaces it only once the run is done, or write elsewhere", c.Output)
+	case c.WARC == "" && c.WARCMaxBody != 0:
+		return usage("--warc-max-body applies to the WARC: add --warc PATH")
+	case c.WARC != "" && c.Atomic:
+		return usage("--warc and --atomic cannot be combined: the WARC is written as the run goes, so an interrupted run would leave captures that -o FILE, kept as it was, never names; use --resume to finish such a run")
+	case c.WARCMaxSize < 0 || c.WARCMaxBody < 0:
+		return usage("--warc-max-size and --warc-max-body cannot be negative")
 	}
 	if _, _, err := c.request(); err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 
 	"github.com/trawl-dev/trawl/fetch"
 	"github.com/trawl-dev/trawl/internal/atomicfile"
+	"github.com/trawl-dev/trawl/internal/capture"
 	"github.com/trawl-dev/trawl/internal/dedupe"
 	"github.com/trawl-dev/trawl/internal/exitcode"
 	"github.com/trawl-dev/trawl/internal/lockfile"
@@ -467,11 +468,37 @@ func (r *run) stream(ctx context.Context, observe func(*record.Record)) (complet
 		}()
 		fo.Store = storeAdapter{dir}
 	}
-	out, err := sink.Create(cfg.Output, cfg.Stdout, sink.OutputOptions{Atomic: cfg.Atomic, Append: r.resume != nil})
+	var warc *sink.WARC
+	if cfg.WARC != "" {
+		// Before the output, so that a WARC path that cannot be written
+		// leaves -o FILE as it was.
+		if warc, err = r.openWARC(); err != nil {
+			return false, err
+		}
+		defer func() {
+			if warc != nil { // not closed below: the output failed to open
+				warc.Close()
+			}
+		}()
+		fo.Capture = &capture.Spooler{Dir: warc.Dir(), MaxBody: cfg.WARCMaxBody}
+	}
+	outOpts := sink.OutputOptions{Atomic: cfg.Atomic, Append: r.resume != nil}
+	if warc != nil {
+		outOpts.BeforeWrite = warc.Flush
+	}
+	out, err := sink.Create(cfg.Output, cfg.Stdout, outOpts)
 	if err != nil {
 		return false, err
 	}
 	defer func() {
+		// The WARC first: the records point into it, so it must be on
+		// disk no later than they are.
+		if warc != nil {
+			if cerr := warc.Close(); cerr != nil && err == nil {
+				err = cerr
+			}
+			warc = nil
+		}
 		if cerr := out.Close(err == nil && complete); cerr != nil && err == nil {
 			err = cerr
 		}
@@ -592,7 +619,11 @@ func (r *run) stream(ctx context.Context, observe func(*record.Record)) (complet
 		transformed = joinDuplicates(abortCtx, transformed, dd)
 	}
 
-	sinkErr := sink.Run(abortCtx, transformed, enc, out, sink.Options{FlushEvery: cfg.FlushEvery, Observe: observe})
+	sinkOpts := sink.Options{FlushEvery: cfg.FlushEvery, Observe: observe}
+	if warc != nil {
+		sinkOpts.Archive = warc
+	}
+	sinkErr := sink.Run(abortCtx, transformed, enc, out, sinkOpts)
 	if sinkErr != nil {
 		abort()
 		// Wait for the stages to wind down so no goroutine outlives Run:
@@ -613,6 +644,29 @@ func (r *run) stream(ctx context.Context, observe func(*record.Record)) (complet
 		return false, exitcode.New(exitcode.Usage, fmt.Errorf("%w: the output has %d records for lines the input no longer has", sink.ErrInputChanged, r.resume.Unmatched()))
 	}
 	return true, nil
+}
+
+// openWARC opens the run's WARC series, repaired for the resume when
+// there is one, with warcinfo records that name trawl, the user agent and
+// the settings.
+func (r *run) openWARC() (*sink.WARC, error) {
+	cfg := r.cfg
+	ua := cfg.Fetch.Header.Get("User-Agent")
+	if ua == "" {
+		ua = cfg.Fetch.UserAgent
+	}
+	info := []string{"http-header-user-agent: " + ua}
+	w, err := sink.OpenWARC(sink.WARCOptions{
+		Path: cfg.WARC, MaxSize: cfg.WARCMaxSize, Software: cfg.Software, Info: append(info, cfg.WARCInfo...),
+		Revisits: cfg.Dedupe, Output: cfg.Output, Resume: r.resume,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if w.Note != "" {
+		r.say("resuming the WARC: %s", w.Note)
+	}
+	return w, nil
 }
 
 // hostKey is the key per-host limits are kept under.

@@ -29,6 +29,8 @@ type Layout struct {
 	Since bool
 	// Extra adds the opt-in facts (--extra).
 	Extra Extras
+	// WARC adds warc_file and warc_offset (--warc).
+	WARC bool
 	// Columns are the transform output keys, in order.
 	Columns []string
 }
@@ -148,6 +150,21 @@ var fields = []Field{
 		Copy: func(d, o *Record) { d.FileDigest = o.FileDigest }},
 	{Name: "blake3", In: func(l Layout) bool { return l.Files && l.Digest == "blake3" }, Get: fileDigest,
 		Copy: func(d, o *Record) { d.FileDigest = o.FileDigest }},
+	// Where the WARC holds the URL's last response (or revisit) record:
+	// the file's name in the WARC directory and the offset of the
+	// record's gzip member. A duplicate points at its original's.
+	{Name: "warc_file", In: func(l Layout) bool { return l.WARC }, Get: func(r *Record) Value {
+		if !archived(r) {
+			return Value{}
+		}
+		return str(r.Capture.File)
+	}, Copy: func(d, o *Record) { d.Capture = o.Capture }},
+	{Name: "warc_offset", In: func(l Layout) bool { return l.WARC }, Get: func(r *Record) Value {
+		if !archived(r) {
+			return Value{}
+		}
+		return integer(r.Capture.Offset)
+	}},
 	// A row's own data: a duplicate keeps its own.
 	{Name: "row", In: func(l Layout) bool { return l.Row }, Get: func(r *Record) Value { return strIf(r.RowHash(), r.RowHash() != "") }},
 	{Name: "input", In: func(l Layout) bool { return l.InputColumns != nil || l.InputVaries }, CSVColumns: func(l Layout) []string { return l.InputColumns },
@@ -210,6 +227,9 @@ func (r *Record) facts0() Facts {
 // FetchedAtLayout is how fetched_at is written: RFC 3339 in UTC, to the
 // millisecond.
 const FetchedAtLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// archived reports whether the WARC holds a record of r's response.
+func archived(r *Record) bool { return r.Capture != nil && r.Capture.File != "" }
 
 func fileDigest(r *Record) Value { return strIf(r.FileDigest, r.File != "") }
 

@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"time"
 	"unsafe"
+
+	"github.com/trawl-dev/trawl/internal/capture"
 )
 
 // RetryableStatus reports whether a response status says the server was
@@ -164,6 +166,11 @@ type Record struct {
 	Body []byte
 	// Header is the final response's header. Dropped after transforms.
 	Header http.Header
+
+	// Capture holds the exchanges of the last attempt for the WARC (with
+	// --warc); the WARC writer archives them and notes where. A duplicate
+	// (--dedupe) shares its original's.
+	Capture *capture.Capture
 }
 
 // Facts are the opt-in facts (--extra) about a record's final request:
@@ -328,6 +335,9 @@ func (r *Record) Footprint() int64 {
 		n += errorOverhead + allocSize(int64(len(r.Err.Error())))
 	}
 	n += allocSize(16 * int64(cap(r.Values)))
+	if r.Capture != nil && !r.Capture.Written {
+		n += r.Capture.Footprint()
+	}
 	for _, v := range r.Values {
 		n += ValueFootprint(v)
 	}

@@ -35,6 +35,10 @@ type Entry struct {
 	Kind record.Kind
 	// NotModified: the record was a 304 to --since.
 	NotModified bool
+	// WARCFile and WARCOffset say where the WARC holds the record's last
+	// response (--warc); WARCFile is "" when it holds none.
+	WARCFile   string
+	WARCOffset int64
 }
 
 // Identity is what --resume compares the record by: the input row's hash
@@ -103,6 +107,20 @@ func readHead(raw []byte, validate bool) (head, bool) {
 		case "not_modified":
 			h.NotMod = string(v) == "true"
 			ok = ok && (null || h.NotMod || string(v) == "false")
+		case "warc_file":
+			h.WARCFile = nil
+			if !null {
+				s, isStr := jsonString(v)
+				ok = ok && isStr
+				h.WARCFile = &s
+			}
+		case "warc_offset":
+			h.WARCOff = nil
+			if !null {
+				n, err := strconv.ParseInt(string(v), 10, 64)
+				ok = ok && err == nil
+				h.WARCOff = &n
+			}
 		}
 	})
 	return h, ok && len(b) > 0 && b[0] == '{'
@@ -116,6 +134,8 @@ type head struct {
 	Status    *int    `json:"status"`
 	ErrorKind *string `json:"error_kind"`
 	NotMod    bool    `json:"not_modified"`
+	WARCFile  *string `json:"warc_file"`
+	WARCOff   *int64  `json:"warc_offset"`
 }
 
 // Reader reads trawl's JSON Lines output record by record, holding one
@@ -176,6 +196,9 @@ func (r *Reader) Next() (Entry, error) {
 		e.Kind = record.Kind(*h.ErrorKind)
 	}
 	e.NotModified = h.NotMod
+	if h.WARCFile != nil && h.WARCOff != nil {
+		e.WARCFile, e.WARCOffset = *h.WARCFile, *h.WARCOff
+	}
 	return e, nil
 }
 

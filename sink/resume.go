@@ -41,8 +41,12 @@ type Resume struct {
 	// KeptNotModified counts the kept records that were 304s to --since.
 	KeptNotModified int64
 	// Torn reports that an incomplete last line was dropped.
-	Torn    bool
-	pending int64 // kept records whose input line has not been seen yet
+	Torn bool
+	// WARCFile and WARCOffset are the furthest WARC record a kept record
+	// points at (--warc): what a resumed run's WARC keeps ends there.
+	WARCFile   string
+	WARCOffset int64
+	pending    int64 // kept records whose input line has not been seen yet
 }
 
 // ResumeOptions chooses which earlier records count as done.
@@ -103,6 +107,10 @@ func LoadResume(path string, opts ResumeOptions) (*Resume, error) {
 				res.KeptNotModified++
 			}
 			keep = append(keep, [2]int64{e.Offset, e.Offset + int64(len(e.Raw))})
+			// Names sort in the order the files were written.
+			if e.WARCFile != "" && (e.WARCFile > res.WARCFile || e.WARCFile == res.WARCFile && e.WARCOffset > res.WARCOffset) {
+				res.WARCFile, res.WARCOffset = e.WARCFile, e.WARCOffset
+			}
 		}
 	}
 	res.Torn = rd.Torn()

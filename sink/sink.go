@@ -29,9 +29,16 @@ type Output struct {
 type countingWriter struct {
 	w io.Writer
 	n int64
+	// before, when set, runs before each write, and an error stops it.
+	before func() error
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
+	if c.before != nil {
+		if err := c.before(); err != nil {
+			return 0, err
+		}
+	}
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
@@ -51,6 +58,10 @@ type OutputOptions struct {
 	// Atomic writes to a temporary file that replaces the target only when
 	// the run completes (--atomic).
 	Atomic bool
+	// BeforeWrite, when set, runs each time buffered records are about to
+	// reach the file: the WARC's Flush, so that the WARC records a line
+	// points at are always in their file before the line is in its.
+	BeforeWrite func() error
 }
 
 // Create opens path for writing, or wraps stdout when path is "" or "-".
@@ -58,7 +69,9 @@ type OutputOptions struct {
 // a typo in -o costs nothing.
 func Create(path string, stdout io.Writer, opts OutputOptions) (*Output, error) {
 	if path == "" || path == "-" {
-		return newOutput(stdout, "standard output", 64<<10), nil
+		o := newOutput(stdout, "standard output", 64<<10)
+		o.under.before = opts.BeforeWrite
+		return o, nil
 	}
 	if st, err := os.Stat(path); err == nil && st.IsDir() {
 		return nil, fmt.Errorf("cannot write output to %s: it is a directory", path)
@@ -87,6 +100,7 @@ func Create(path string, stdout io.Writer, opts OutputOptions) (*Output, error) 
 	}
 	o := newOutput(f, path, 256<<10)
 	o.f, o.regular = f, regular
+	o.under.before = opts.BeforeWrite
 	return o, nil
 }
 
@@ -171,6 +185,15 @@ type Options struct {
 	FlushEvery time.Duration
 	// Observe, when set, is called with each record after it is written.
 	Observe func(*record.Record)
+	// Archive, when set, archives each record's capture before the
+	// record is encoded (the WARC), so that the record can say where its
+	// capture went and is never in the output ahead of it.
+	Archive Archiver
+}
+
+// Archiver archives records' captures; Run's goroutine is its one user.
+type Archiver interface {
+	Write(r *record.Record) error
 }
 
 // Run writes every record received from in with enc, flushing enc and out
@@ -232,6 +255,12 @@ func Run(ctx context.Context, in <-chan *record.Record, enc Encoder, out Flusher
 			if !ok {
 				dirty = true
 				return flush()
+			}
+			if opts.Archive != nil {
+				if err := opts.Archive.Write(r); err != nil {
+					settle()
+					return err
+				}
 			}
 			if err := enc.Encode(r); err != nil {
 				settle() // what got through before the failure was written

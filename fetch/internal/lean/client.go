@@ -98,6 +98,26 @@ type Request struct {
 	// DNS and connecting are told by the dialer, through the context the
 	// client dials with, which it gives the trace.
 	Trace *httptrace.ClientTrace
+	// Tap, when set, is given the bytes of an HTTP/1.1 exchange as they
+	// cross the connection, for archiving. HTTP/2 has no such bytes: its
+	// requests are not tapped.
+	Tap Tap
+}
+
+// Tap receives the bytes of one HTTP/1.1 exchange exactly as sent and
+// received. Each call's bytes are the caller's only for the call.
+type Tap interface {
+	// Sent is called with the request just before it is written, head
+	// and body; again if it is sent again on a new connection.
+	Sent(req []byte)
+	// SetHead is called with the final response's status line and
+	// headers and the blank line after them (interim 1xx responses are
+	// skipped). framed says that the body comes in chunked framing,
+	// whose bytes then go to Framed as they are read.
+	SetHead(head []byte, framed bool)
+	// Framed is called with each piece of a chunked body as read from
+	// the connection: chunk sizes, extensions, data, line ends, trailers.
+	Framed(p []byte)
 }
 
 // Response is one response. Its Body must be closed; the connection goes
@@ -586,6 +606,9 @@ func (cn *conn) roundTrip(ctx context.Context, c *Client, req *Request) (*Respon
 	}
 
 	cn.wbuf = cn.appendRequest(cn.wbuf[:0], req)
+	if req.Tap != nil {
+		req.Tap.Sent(cn.wbuf)
+	}
 	if _, err := cn.nc.Write(cn.wbuf); err != nil {
 		c.untrack(ctx, cn)
 		cn.nc.Close()
@@ -607,6 +630,13 @@ func (cn *conn) roundTrip(ctx context.Context, c *Client, req *Request) (*Respon
 		cn.nc.Close()
 		return nil, err
 	}
+	if req.Tap != nil {
+		// scratch holds the status line and headers as read; the blank
+		// line that ended them was dropped from it.
+		raw := make([]byte, 0, len(scratch)+len(h.blank))
+		raw = append(append(raw, scratch...), h.blank...)
+		req.Tap.SetHead(raw, h.chunked && req.Method != http.MethodHead)
+	}
 	// The response, its body and the body's reader in one allocation.
 	ex := &exchange{}
 	ex.resp = Response{Status: h.status, Proto: h.proto, ContentLength: h.contentLength, Conn: info, h1: h.hdr}
@@ -615,7 +645,7 @@ func (cn *conn) roundTrip(ctx context.Context, c *Client, req *Request) (*Respon
 	case req.Method == http.MethodHead || h.contentLength == 0 && !h.chunked:
 		ex.body.r = eofReader{}
 	case h.chunked:
-		ex.chunked = chunkedBody{br: cn.br}
+		ex.chunked = chunkedBody{br: cn.br, tap: req.Tap}
 		ex.body.r = &ex.chunked
 	case h.contentLength > 0:
 		ex.fixed = fixedBody{br: cn.br, remain: h.contentLength}
@@ -754,6 +784,14 @@ func (cn *conn) appendRequest(b []byte, req *Request) []byte {
 		return append(b, req.Body...)
 	}
 	return append(b, "\r\n"...)
+}
+
+// AppendRequest appends req to b as this engine writes an HTTP/1.1
+// request on a direct connection. It stands for requests whose bytes were
+// not seen (sent as HTTP/2, or by another engine) where the bytes are
+// wanted, as in an archive.
+func AppendRequest(b []byte, req *Request) []byte {
+	return (&conn{}).appendRequest(b, req)
 }
 
 // requestTarget is the request line's target: the path and query, or for

@@ -139,6 +139,9 @@ type head struct {
 	// connection would end the body, which a response without a body
 	// (HEAD, 204, 304) does not have.
 	unframed bool
+	// blank is the line that ended the headers, as received: "\r\n",
+	// or what a sloppy server sent instead.
+	blank []byte
 }
 
 // isToken reports whether b is a non-empty RFC 9110 token, as field names are.
@@ -244,6 +247,10 @@ func readOneHead(br *bufio.Reader, scratch []byte, maxBytes int) (head, []byte, 
 		}
 		line := buf[lineStart:]
 		if len(bytes.TrimRight(line, "\r\n")) == 0 {
+			h.blank = crlf
+			if string(line) != "\r\n" {
+				h.blank = bytes.Clone(line)
+			}
 			buf = buf[:lineStart] // the blank line ending the headers
 			break
 		}
@@ -297,6 +304,9 @@ func readOneHead(br *bufio.Reader, scratch []byte, maxBytes int) (head, []byte, 
 	h.hdr = header{raw: bytes.Clone(buf[start:])}
 	return h, buf, nil
 }
+
+// crlf is the usual blank line, shared rather than copied per response.
+var crlf = []byte("\r\n")
 
 func parseContentLength(v []byte) (int64, error) {
 	// "5, 5" is the same length said twice; anything else is malformed.
@@ -368,6 +378,7 @@ func (b closeBody) Read(p []byte) (int, error) { return b.br.Read(p) }
 // skipping extensions and trailers, with bounded line lengths.
 type chunkedBody struct {
 	br      *bufio.Reader
+	tap     Tap   // when set, given the framed bytes as read
 	remain  int64 // of the current chunk
 	started bool
 	done    bool
@@ -415,6 +426,9 @@ func (b *chunkedBody) Read(p []byte) (int, error) {
 	}
 	n, err := b.br.Read(p)
 	b.remain -= int64(n)
+	if b.tap != nil && n > 0 {
+		b.tap.Framed(p[:n])
+	}
 	if errors.Is(err, io.EOF) {
 		err = io.ErrUnexpectedEOF
 	}
@@ -426,6 +440,9 @@ func (b *chunkedBody) Read(p []byte) (int, error) {
 
 func (b *chunkedBody) line() ([]byte, error) {
 	line, err := readLine(b.br, nil, maxChunkLine)
+	if b.tap != nil && len(line) > 0 {
+		b.tap.Framed(line)
+	}
 	var pe *ProtocolError
 	if errors.As(err, &pe) {
 		return nil, fmt.Errorf("%w: chunk line longer than %d bytes", errBadChunked, maxChunkLine)
