@@ -318,3 +318,64 @@ func BenchmarkSchedulerPerItem(b *testing.B) {
 		})
 	}
 }
+
+// TestGatedReadsAheadOnlyWhatItNeeds: while every worker is busy and the
+// gate holds nothing back, the stage reads only a few items ahead, not
+// its whole lookahead: read-ahead items are records held in memory (with
+// 1,000 workers, 16,000 of them).
+func TestGatedReadsAheadOnlyWhatItNeeds(t *testing.T) {
+	for _, order := range []Order{InputOrder, CompletionOrder} {
+		t.Run(order.String(), func(t *testing.T) {
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			const workers = 4
+			var read atomic.Int64
+			in := make(chan int)
+			go func() {
+				defer close(in)
+				for i := 0; i < 5000; i++ {
+					select {
+					case in <- i:
+						read.Add(1)
+					case <-ctx.Done():
+						return
+					}
+				}
+			}()
+			release := make(chan struct{})
+			started := make(chan struct{}, 5000)
+			gate := newKeyGate(0, func(i int) string { return fmt.Sprint(i % 3) })
+			out := Map(ctx, ctx, in, Options[int, int]{Workers: workers, Order: order, Gate: gate}, func(ctx context.Context, i int) int {
+				started <- struct{}{}
+				select {
+				case <-release:
+				case <-ctx.Done():
+				}
+				return i
+			})
+			for range workers {
+				select {
+				case <-started:
+				case <-time.After(5 * time.Second):
+					t.Fatal("the workers did not start")
+				}
+			}
+			// Give an eager scheduler time to read on.
+			time.Sleep(100 * time.Millisecond)
+			// Workers, the jobs queued for them, the items kept ready, and
+			// one in each channel's hand.
+			limit := int64(workers + queuedJobs(workers) + readyAhead + 2)
+			if n := read.Load(); n > limit {
+				t.Errorf("read %d items with every worker busy, want at most %d (the lookahead is %d)", n, limit, max(1024, 16*workers))
+			}
+			close(release)
+			n := 0
+			for range out {
+				n++
+			}
+			if n != 5000 {
+				t.Errorf("%d results, want 5000", n)
+			}
+		})
+	}
+}

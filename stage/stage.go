@@ -329,8 +329,8 @@ func (s *scheduler[In, Out]) loop(ctx context.Context, in <-chan In, results <-c
 					break
 				}
 			}
-			// Read what the input has ready, up to the lookahead.
-			for inC != nil && s.pending < s.opts.Lookahead {
+			// Read what the input has ready, as far as it is wanted.
+			for inC != nil && s.wantsInput() {
 				read := false
 				select {
 				case v, ok := <-inC:
@@ -360,7 +360,7 @@ func (s *scheduler[In, Out]) loop(ctx context.Context, in <-chan In, results <-c
 			outC = out
 		}
 		readC := inC
-		if s.pending >= s.opts.Lookahead {
+		if !s.wantsInput() {
 			readC = nil // read ahead no further
 		}
 		var timerC <-chan time.Time
@@ -393,6 +393,24 @@ func (s *scheduler[In, Out]) loop(ctx context.Context, in <-chan In, results <-c
 			return
 		}
 	}
+}
+
+// readyAhead is how many read items the scheduler keeps pending while
+// every worker is busy, so that a worker that finishes gets its next
+// item at once.
+const readyAhead = 64
+
+// wantsInput reports whether to read another item: while a worker is free
+// and the window admits more (the items pending are all held back by the
+// gate, so later ones may be startable), up to the lookahead; and a few
+// items ahead of the busy workers. Reading further ahead than that would
+// only hold records in memory: with 1,000 workers over 200 hosts, eager
+// read-ahead kept 16,000 records pending.
+func (s *scheduler[In, Out]) wantsInput() bool {
+	if s.pending >= s.opts.Lookahead {
+		return false
+	}
+	return s.pending < readyAhead || s.free > 0 && s.admits()
 }
 
 // add queues a newly read item.
