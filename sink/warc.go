@@ -87,6 +87,15 @@ type WARC struct {
 	fw      *flate.Writer
 	infoID  string
 	infoEnd int64 // where the warcinfo record ends
+	// synced is where the file's records end as the last Flush left
+	// them: whole URLs' records, handed to the kernel, and everything a
+	// line of the output can point at.
+	synced int64
+	// err is the first failure to write the series. The writer takes
+	// nothing after it, and Flush reports it even after Close, so that
+	// no line that points at records the file did not take reaches the
+	// output.
+	err error
 
 	enc      warc.Encoder
 	small    []byte // a small record's block
@@ -259,12 +268,21 @@ func (w *WARC) open() error {
 		w.bw.Reset(f)
 	}
 	w.cw = countingWriter{w: w.bw}
+	w.synced = 0
 	w.infoID = warc.NewID()
-	if err := w.writeInfo(); err != nil {
-		return err
+	err := w.writeInfo()
+	if err == nil {
+		w.infoEnd = w.cw.n
+		err = w.flush()
 	}
-	w.infoEnd = w.cw.n
-	return w.flush()
+	if err != nil {
+		// A file without its warcinfo is no file of the series.
+		err = w.fail(w.failed(err))
+		f.Close()
+		os.Remove(filepath.Join(w.dir, name))
+		w.f = nil
+	}
+	return err
 }
 
 // writeInfo writes the file's warcinfo record: the program, the format,
@@ -311,6 +329,9 @@ func (w *WARC) Write(r *record.Record) error {
 	if c == nil || c.Written {
 		return nil
 	}
+	if w.err != nil {
+		return w.err
+	}
 	c.Written = true
 	defer c.Release()
 	// A URL cut short by trawl's own stop (SIGINT, --deadline) is fetched
@@ -318,10 +339,17 @@ func (w *WARC) Write(r *record.Record) error {
 	if len(c.Exchanges) == 0 || r.ErrKind == record.KindCanceled {
 		return nil
 	}
+	// A body that could not be spooled (the disk is full) would make a
+	// record with bytes missing: none of the URL's records is written.
+	for _, ex := range c.Exchanges {
+		if err := ex.Err(); err != nil {
+			return fmt.Errorf("cannot archive %s: %w", ex.URI, err)
+		}
+	}
 	// A file holds at least one URL's records, whatever the size.
 	if w.opts.MaxSize > 0 && w.cw.n >= w.opts.MaxSize && w.cw.n > w.infoEnd {
 		if err := w.rotate(); err != nil {
-			return err
+			return w.fail(err)
 		}
 	}
 	var last int64
@@ -331,7 +359,7 @@ func (w *WARC) Write(r *record.Record) error {
 		notModified := r.NotModified && i == len(c.Exchanges)-1
 		off, err := w.writeExchange(ex, notModified)
 		if err != nil {
-			return w.failed(err)
+			return w.fail(w.failed(err))
 		}
 		last = off
 	}
@@ -340,12 +368,33 @@ func (w *WARC) Write(r *record.Record) error {
 }
 
 // Flush hands the buffered records to the file; after Close it does
-// nothing.
+// nothing, unless writing failed: then it reports that failure, before
+// Close and after it.
 func (w *WARC) Flush() error {
+	if w.err != nil {
+		return w.err
+	}
 	if w.f == nil {
 		return nil
 	}
 	return w.flush()
+}
+
+// fail makes err the writer's failure, once and for all: what is still
+// buffered is dropped, and the file is cut back to where the last Flush
+// left it, so that it holds whole records only, as many as the lines
+// written can point at. It returns the failure.
+func (w *WARC) fail(err error) error {
+	if w.err != nil {
+		return w.err
+	}
+	w.err = err
+	if w.f != nil {
+		w.bw.Reset(io.Discard)
+		// By name: a descriptor that writes fail on may refuse it too.
+		os.Truncate(filepath.Join(w.dir, w.name), w.synced)
+	}
+	return err
 }
 
 // failed describes a failure to write the current file.
@@ -502,9 +551,13 @@ var gzipHeader = [10]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255}
 
 // flush hands what is buffered to the file.
 func (w *WARC) flush() error {
-	if err := w.bw.Flush(); err != nil {
-		return w.failed(err)
+	if w.err != nil {
+		return w.err
 	}
+	if err := w.bw.Flush(); err != nil {
+		return w.fail(w.failed(err))
+	}
+	w.synced = w.cw.n
 	return nil
 }
 
@@ -520,14 +573,16 @@ func (w *WARC) rotate() error {
 // closeFile flushes, syncs and closes the current file.
 func (w *WARC) closeFile() error {
 	if w.f == nil {
-		return nil
+		return w.err
 	}
 	err := w.flush()
-	if serr := w.f.Sync(); serr != nil && err == nil {
-		err = w.failed(serr)
+	if err == nil {
+		if serr := w.f.Sync(); serr != nil {
+			err = w.fail(w.failed(serr))
+		}
 	}
 	if cerr := w.f.Close(); cerr != nil && err == nil {
-		err = w.failed(cerr)
+		err = w.fail(w.failed(cerr))
 	}
 	w.f = nil
 	return err

@@ -128,9 +128,20 @@ func (c *Capture) Footprint() int64 {
 	var n int64
 	for _, ex := range c.Exchanges {
 		n += 256 + int64(len(ex.Request)+len(ex.Head)+len(ex.URI)+cap(ex.Records)) + int64(cap(ex.Body.mem))
+		if ex.Body.f != nil {
+			n += SpoolWeight
+		}
 	}
 	return n
 }
+
+// SpoolWeight is what Footprint counts for a body spooled to a file: the
+// file's descriptor stays open until the writer has copied the body, and
+// a window of records waiting behind a slow URL would otherwise hold one
+// for each, as many as the window has records (thousands: past a usual
+// limit of open files). At 256 KiB, --reorder-memory's default of 64 MiB
+// holds at most 256 of them, plus one per worker.
+const SpoolWeight = 256 << 10
 
 // Exchange is one request and its response. The fetch worker fills it in
 // this order: Sent (or Request), SetHead, then the body's bytes through
@@ -368,13 +379,12 @@ func (doneHash) Write(p []byte) (int, error) { return len(p), nil }
 type Spool struct {
 	mem  []byte
 	f    *os.File
-	name string        // the file's name while it could not be removed early
-	z    *flate.Writer // compressing into f
-	bw   *bufio.Writer // between z and f
-	raw  int64         // bytes of body that went into z
-	crc  uint32        // CRC-32 of those bytes, then of warc.End after them
-	seg  int64         // bytes of f once the stream is ended
-	done bool          // the stream is ended
+	name string       // the file's name while it could not be removed early
+	zw   *spoolWriter // compressing into f, while the body arrives
+	raw  int64        // bytes of body that went into z
+	crc  uint32       // CRC-32 of those bytes, then of warc.End after them
+	seg  int64        // bytes of f once the stream is ended
+	done bool         // the stream is ended
 	err  error
 }
 
@@ -408,7 +418,7 @@ func (s *Spool) compress(p []byte) {
 	if s.err != nil || len(p) == 0 {
 		return
 	}
-	_, s.err = s.z.Write(p)
+	_, s.err = s.zw.z.Write(p)
 	s.crc = crc32.Update(s.crc, crc32.IEEETable, p)
 	s.raw += int64(len(p))
 }
@@ -425,26 +435,59 @@ func (s *Spool) create(dir string) error {
 		s.name = f.Name() // removed on release instead
 	}
 	s.f = f
-	s.bw = bufio.NewWriterSize(f, 256<<10)
-	s.z, err = flate.NewWriter(s.bw, flate.BestSpeed)
-	return err
+	s.zw = getSpoolWriter(f)
+	return nil
+}
+
+// spoolWriter is the compressor and buffer that fill a spool file. They
+// weigh about half a MiB, so a spool holds one only while its body
+// arrives, and gives it back for the next body once the stream is ended.
+type spoolWriter struct {
+	z  *flate.Writer
+	bw *bufio.Writer
+}
+
+var spoolWriters sync.Pool
+
+func getSpoolWriter(f *os.File) *spoolWriter {
+	if zw, ok := spoolWriters.Get().(*spoolWriter); ok {
+		zw.bw.Reset(f)
+		zw.z.Reset(zw.bw)
+		return zw
+	}
+	bw := bufio.NewWriterSize(f, 256<<10)
+	z, _ := flate.NewWriter(bw, flate.BestSpeed) // fails only for a bad level
+	return &spoolWriter{z: z, bw: bw}
+}
+
+// putWriter gives the spool's writer back, once nothing more goes in.
+func (s *Spool) putWriter() {
+	if s.zw != nil {
+		s.zw.bw.Reset(nil)
+		spoolWriters.Put(s.zw)
+		s.zw = nil
+	}
 }
 
 // finish ends the stream in the file, once the body is complete, with
 // warc.End, which follows a record's block.
 func (s *Spool) finish() {
-	if s.f == nil || s.done || s.err != nil {
+	if s.f == nil || s.done {
 		return
 	}
 	s.done = true
-	if _, s.err = s.z.Write([]byte(warc.End)); s.err != nil {
+	defer s.putWriter()
+	if s.err != nil {
+		return
+	}
+	if _, s.err = s.zw.z.Write([]byte(warc.End)); s.err != nil {
 		return
 	}
 	s.crc = crc32.Update(s.crc, crc32.IEEETable, []byte(warc.End))
-	if s.err = s.z.Close(); s.err != nil {
+	if s.err = s.zw.z.Close(); s.err != nil {
 		return
 	}
-	if s.err = s.bw.Flush(); s.err != nil {
+	if s.err = s.zw.bw.Flush(); s.err != nil {
 		return
 	}
 	s.seg, s.err = s.f.Seek(0, io.SeekCurrent)
@@ -503,7 +546,8 @@ func (s *Spool) release() {
 		if s.name != "" {
 			os.Remove(s.name)
 		}
-		s.f, s.name, s.z, s.bw = nil, "", nil, nil
+		s.putWriter()
+		s.f, s.name = nil, ""
 	}
 	putBuf(s.mem)
 	s.mem, s.raw = nil, 0
