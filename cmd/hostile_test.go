@@ -14,9 +14,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -169,9 +169,13 @@ func runHostile(t *testing.T, lines []string, args ...string) ([]hostileRecord, 
 	var stderr bytes.Buffer
 	c.Stderr = &stderr
 	start := time.Now()
-	c.Start()
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	peak := watchPeakRSS(c.Process.Pid)
 	st := waitExit(t, c, 120*time.Second)
 	took := time.Since(start)
+	rss := peak()
 	data, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
@@ -184,11 +188,46 @@ func runHostile(t *testing.T, lines []string, args ...string) ([]hostileRecord, 
 		}
 		recs = append(recs, r)
 	}
-	rss := int64(0)
-	if ru, ok := st.SysUsage().(*syscall.Rusage); ok {
-		rss = ru.Maxrss // KiB on Linux
-	}
 	return recs, st.ExitCode(), rss, took
+}
+
+// watchPeakRSS follows a child's peak resident memory (VmHWM, KiB) until
+// the returned function is called, after the child has exited. The
+// child's own rusage cannot tell: Linux carries a process's maxrss across
+// exec, and os/exec starts children on the parent's memory (vfork), so
+// the child's Maxrss is at least the test binary's, hundreds of MiB under
+// -race once many tests have run.
+func watchPeakRSS(pid int) func() int64 {
+	var peak atomic.Int64
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	status := fmt.Sprintf("/proc/%d/status", pid)
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if data, err := os.ReadFile(status); err == nil {
+				for _, line := range strings.Split(string(data), "\n") {
+					if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+						if kib, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64); err == nil && kib > peak.Load() {
+							peak.Store(kib)
+						}
+					}
+				}
+			}
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() int64 {
+		close(stop)
+		<-done
+		return peak.Load()
+	}
 }
 
 // TestHostileServers runs a mixed list of every misbehaviour at high

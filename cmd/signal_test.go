@@ -221,8 +221,16 @@ func TestSecondSignalQuitsAtOnce(t *testing.T) {
 				t.Fatal("no notice after the first signal")
 			}
 			c.Process.Signal(tc.sig)
+			// Read stderr to its end before Wait, which closes the pipe
+			// and can lose the last line still in it.
+			select {
+			case <-readDone:
+			case <-time.After(10 * time.Second):
+				c.Process.Kill()
+				<-readDone
+				t.Fatal("trawl did not exit within 10s of the second signal")
+			}
 			st := waitExit(t, c, 10*time.Second)
-			<-readDone
 			if st.ExitCode() != tc.code {
 				t.Fatalf("after a second signal: %v, want exit status %d", st, tc.code)
 			}
