@@ -747,7 +747,13 @@ func (cc *h2conn) send(s *h2stream, req *Request) error {
 	}
 	body, err := cc.writeHead(s, req)
 	if ferr := cc.unlockWrite(s.deadline); err == nil && ferr != nil {
-		err = &retryError{err: ferr}
+		// The write failed, and the server may never have seen the
+		// request: it can go again, unless the connection failed because
+		// the server broke the protocol, which it would again.
+		err = ferr
+		if !isProtocol(ferr) {
+			err = &retryError{err: ferr}
+		}
 	}
 	for err == nil && len(body) > 0 {
 		if err = s.awaitWindow(); err != nil {
