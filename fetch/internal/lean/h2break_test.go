@@ -57,6 +57,7 @@ func TestH2BrokenFrames(t *testing.T) {
 		{"INITIAL_WINDOW_SIZE beyond 2^31-1", settings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 31}), breaksConn},
 		{"MAX_FRAME_SIZE below 16384", settings(http2.Setting{ID: http2.SettingMaxFrameSize, Val: 1000}), breaksConn},
 		{"MAX_FRAME_SIZE beyond 2^24-1", settings(http2.Setting{ID: http2.SettingMaxFrameSize, Val: 1 << 24}), breaksConn},
+		{"ENABLE_PUSH 1 from a server", settings(http2.Setting{ID: http2.SettingEnablePush, Val: 1}), breaksConn},
 		{"DATA padding longer than the frame", func(p *h2peer, r h2Request) {
 			p.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: r.stream, BlockFragment: p.block(":status", "200"), EndHeaders: true})
 			p.fr.WriteRawFrame(http2.FrameData, http2.FlagDataPadded|http2.FlagDataEndStream, r.stream, []byte{200, 'a', 'b'})

@@ -498,6 +498,11 @@ func (cc *h2conn) onSettings(f *http2.SettingsFrame) error {
 			return h2Error(http2.ErrCodeProtocol, "invalid setting %v", st)
 		}
 		switch st.ID {
+		case http2.SettingEnablePush:
+			if st.Val != 0 {
+				// RFC 9113, 6.5.2: a server must not say it may push.
+				return h2Error(http2.ErrCodeProtocol, "a server's SETTINGS_ENABLE_PUSH of %d", st.Val)
+			}
 		case http2.SettingMaxFrameSize:
 			set.maxFrame = st.Val
 		case http2.SettingHeaderTableSize:
