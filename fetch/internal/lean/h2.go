@@ -326,7 +326,8 @@ func (c *Client) newH2(nc net.Conn, key string, info ConnInfo) (*h2conn, error) 
 	cc.info = info
 	cc.info.Reused = true // for every request but the first
 	cc.onCancel = cc.interruptWrites
-	cc.br = bufio.NewReaderSize(nc, 32<<10)
+	cc.rs.r = nc
+	cc.br = bufio.NewReaderSize(&cc.rs, 32<<10)
 	cc.fr = http2.NewFramer(&cc.wbuf, cc.br)
 	cc.fr.SetReuseFrames()
 	cc.fr.SetMaxReadFrameSize(maxFrameSize)
@@ -399,6 +400,7 @@ type h2conn struct {
 
 	// The read loop's own.
 	br       *bufio.Reader
+	rs       readSide // what br reads
 	hdec     *hpack.Decoder
 	hb       headerBlock
 	woken    []*h2stream

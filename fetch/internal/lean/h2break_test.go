@@ -62,6 +62,13 @@ func TestH2BrokenFrames(t *testing.T) {
 			p.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: r.stream, BlockFragment: p.block(":status", "200"), EndHeaders: true})
 			p.fr.WriteRawFrame(http2.FrameData, http2.FlagDataPadded|http2.FlagDataEndStream, r.stream, []byte{200, 'a', 'b'})
 		}, breaksConn},
+		{"padded DATA without its pad length", func(p *h2peer, r h2Request) {
+			p.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: r.stream, BlockFragment: p.block(":status", "200"), EndHeaders: true})
+			p.fr.WriteRawFrame(http2.FrameData, http2.FlagDataPadded|http2.FlagDataEndStream, r.stream, nil)
+		}, breaksConn},
+		{"HEADERS whose priority is cut short", func(p *h2peer, r h2Request) {
+			p.fr.WriteRawFrame(http2.FrameHeaders, http2.FlagHeadersPriority|http2.FlagHeadersEndHeaders, r.stream, []byte{0, 0})
+		}, breaksConn},
 		{"HPACK table size above the allowed", func(p *h2peer, r h2Request) {
 			var buf bytesBuffer
 			enc := hpack.NewEncoder(&buf)

@@ -101,6 +101,11 @@ func (cc *h2conn) readErr(err error) error {
 		return h2Error(http2.ErrCode(ce), "%s", detail)
 	case errors.Is(err, http2.ErrFrameTooLarge):
 		return h2Error(http2.ErrCodeFrameSize, "a frame larger than the %d bytes allowed", maxFrameSize)
+	case errors.Is(err, io.ErrUnexpectedEOF) && cc.rs.err == nil:
+		// The framer says this of a frame cut short by the connection's
+		// end and of a frame too short for the fields its flags announce
+		// (a pad length, a priority); only the first is the network's.
+		return h2Error(http2.ErrCodeFrameSize, "a frame too short for the fields its flags announce")
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		if goAway {
 			return fmt.Errorf("the server closed the HTTP/2 connection after GOAWAY (last stream %d): %w", last, io.ErrUnexpectedEOF)
@@ -108,6 +113,22 @@ func (cc *h2conn) readErr(err error) error {
 		return fmt.Errorf("the server closed the HTTP/2 connection: %w", io.ErrUnexpectedEOF)
 	}
 	return fmt.Errorf("reading the HTTP/2 connection: %w", err)
+}
+
+// readSide is the connection as the read loop reads it: it remembers
+// how reading it failed, to tell the connection's end from a malformed
+// frame, which the framer reports alike. Read loop only.
+type readSide struct {
+	r   io.Reader
+	err error
+}
+
+func (r *readSide) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil {
+		r.err = err
+	}
+	return n, err
 }
 
 // endBatch wakes the streams the last frames concerned and queues the
