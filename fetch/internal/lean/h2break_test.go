@@ -69,6 +69,13 @@ func TestH2BrokenFrames(t *testing.T) {
 		{"HEADERS whose priority is cut short", func(p *h2peer, r h2Request) {
 			p.fr.WriteRawFrame(http2.FrameHeaders, http2.FlagHeadersPriority|http2.FlagHeadersEndHeaders, r.stream, []byte{0, 0})
 		}, breaksConn},
+		{"HEADERS padding longer than the frame", func(p *h2peer, r h2Request) {
+			// The header block, which adds to the HPACK table, cannot be
+			// decoded: the table the server's next blocks refer to is lost.
+			block := p.block(":status", "200", "x-indexed", "a value the table keeps")
+			p.fr.WriteRawFrame(http2.FrameHeaders, http2.FlagHeadersPadded|http2.FlagHeadersEndHeaders|http2.FlagHeadersEndStream, r.stream,
+				append([]byte{byte(len(block) + 1)}, block...))
+		}, breaksConn},
 		{"HPACK table size above the allowed", func(p *h2peer, r h2Request) {
 			var buf bytesBuffer
 			enc := hpack.NewEncoder(&buf)

@@ -33,9 +33,20 @@ func (cc *h2conn) readLoop() {
 
 func (cc *h2conn) readFrames() error {
 	for {
-		f, err := cc.fr.ReadFrame()
+		fh, err := cc.fr.ReadFrameHeader()
+		var f http2.Frame
+		if err == nil {
+			f, err = cc.fr.ReadFrameForHeader(fh)
+		}
 		if err != nil {
 			var se http2.StreamError
+			if errors.As(err, &se) && fh.Type == http2.FrameHeaders {
+				// A HEADERS frame refused (its padding longer than
+				// itself) takes its header block with it, and HPACK's
+				// table with the block: what the server encodes next
+				// cannot be decoded.
+				return h2Error(http2.ErrCodeProtocol, "a HEADERS frame on stream %d whose header block cannot be read", se.StreamID)
+			}
 			if errors.As(err, &se) {
 				// A frame for one stream that the framer refused (a zero
 				// window increment): that stream fails, the rest go on.
