@@ -76,7 +76,7 @@ const (
 	// (refused, or above a GOAWAY) goes again.
 	h2Retries = 3
 	// controlTimeout bounds a write of control frames (acknowledgements,
-	// window updates, resets), which no request's deadline covers.
+	// window updates, resets), and any write no request's deadline covers.
 	controlTimeout = 10 * time.Second
 	// flushAt is how much a writer of a long request body gathers before
 	// it sends, so that the write buffer stays small.
@@ -503,11 +503,12 @@ func (cc *h2conn) expired(now time.Time, idle time.Duration) bool {
 }
 
 // lockWrite takes the write lock for s's request, counting the writer as
-// waiting until unlockWrite. The lock is held only to encode and send, so
-// a writer that cannot have it by its deadline (or before its context
-// ends) finds a write stuck that long: it closes the connection, which
-// also frees the stuck writer. With s nil (tests) it waits as long as it
-// takes.
+// waiting until unlockWrite. A writer whose request ends (its context, its
+// deadline) before it has the lock gives up alone: the lock's holder may
+// be sending a long body, for another request, to a server that reads
+// slowly, and the connection is not failed for it. A write that is stuck
+// fails the connection by itself, at its deadline (see flush). With s nil
+// (tests) it waits as long as it takes.
 func (cc *h2conn) lockWrite(s *h2stream) error {
 	cc.waiting.Add(1)
 	if cc.tryLock() {
@@ -529,9 +530,7 @@ func (cc *h2conn) lockWrite(s *h2stream) error {
 		err = errH2Timeout
 	}
 	cc.waiting.Add(-1)
-	err = fmt.Errorf("waiting to write to the HTTP/2 connection: %w", err)
-	cc.fail(err)
-	return err
+	return fmt.Errorf("waiting to write to the HTTP/2 connection: %w", err)
 }
 
 // tryLock takes the write lock if it is free.
@@ -641,11 +640,17 @@ func (cc *h2conn) writePending() {
 	}
 }
 
-// flush sends what has gathered. Called with wmu. A failed write breaks
-// the connection: frames may have gone out in part.
+// flush sends what has gathered, by dl (or within controlTimeout when dl
+// is zero). Called with wmu. A failed write breaks the connection: frames
+// may have gone out in part.
 func (cc *h2conn) flush(dl time.Time) error {
 	if len(cc.wbuf.b) == 0 {
 		return nil
+	}
+	if dl.IsZero() {
+		// A request without a deadline still must not hold the write
+		// lock for ever on a server that stopped reading.
+		dl = time.Now().Add(controlTimeout)
 	}
 	cc.flushing.Store(true)
 	cc.nc.SetWriteDeadline(dl)

@@ -453,3 +453,32 @@ func tlsH1Server(t *testing.T) string {
 	t.Cleanup(srv.Close)
 	return srv.URL
 }
+
+// TestH2WriteLockWaitersGiveUpAlone: requests that end (cancelled, or at
+// their deadline) while another writer holds the write lock fail alone;
+// the connection, and the writer, go on.
+func TestH2WriteLockWaitersGiveUpAlone(t *testing.T) {
+	srv, conns := h2Server(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	c := h2Client(t, nil)
+	if _, _, err := get(t, c, srv.URL+"/first"); err != nil {
+		t.Fatal(err)
+	}
+	cc := onlyConn(t, c)
+	cc.lockWrite(nil) // as a writer sending a long body would
+	_, _, err := do(t, c, &Request{Method: "GET", URL: mustURL(t, srv.URL+"/deadline"), Deadline: time.Now().Add(50 * time.Millisecond)})
+	if !isTimeoutErr(err) {
+		t.Errorf("waiting past the deadline: %v, want a timeout", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	if _, err := c.Do(ctx, &Request{Method: "GET", URL: mustURL(t, srv.URL+"/cancelled")}); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled while waiting: %v, want context.Canceled", err)
+	}
+	cc.unlockWrite(time.Time{})
+	if _, body, err := get(t, c, srv.URL+"/after"); err != nil || body != "ok" {
+		t.Errorf("after: %q %v", body, err)
+	}
+	if conns.Load() != 1 {
+		t.Errorf("%d connections: a request that gave up waiting cost the connection", conns.Load())
+	}
+}
