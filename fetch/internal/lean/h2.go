@@ -78,6 +78,10 @@ const (
 	// controlTimeout bounds a write of control frames (acknowledgements,
 	// window updates, resets), and any write no request's deadline covers.
 	controlTimeout = 10 * time.Second
+	// writeGrace is how long a write may take at least, whatever the
+	// deadline of the requests it carries: a write to a server that reads
+	// takes far less, and one cut short breaks the connection.
+	writeGrace = time.Second
 	// flushAt is how much a writer of a long request body gathers before
 	// it sends, so that the write buffer stays small.
 	flushAt = 64 << 10
@@ -389,7 +393,10 @@ type h2conn struct {
 	authHost     string            // the URL host authority was made from
 	authority    string
 	peerMaxFrame uint32 // the server's MAX_FRAME_SIZE
-	flushing     atomic.Bool
+	// sendBy is the latest deadline of the requests whose frames are in
+	// wbuf: a write that carries them all takes until then.
+	sendBy   time.Time
+	flushing atomic.Bool
 	// control frames queued by those who must not block on wmu (the read
 	// loop, readers giving back window, cancelled streams); whoever holds
 	// wmu next sends them.
@@ -545,8 +552,10 @@ func (cc *h2conn) tryLock() bool {
 
 // unlockWrite writes the queued control frames, sends everything
 // gathered if no other writer is waiting (one will send it otherwise),
-// and releases the lock. dl bounds the send; zero means none.
+// and releases the lock. dl is the deadline of the request whose frames
+// the writer added (see sendBy), zero for a writer of control frames.
 func (cc *h2conn) unlockWrite(dl time.Time) error {
+	cc.sendWithin(dl)
 	yielded := false
 	for {
 		cc.writePending()
@@ -569,7 +578,7 @@ func (cc *h2conn) unlockWrite(dl time.Time) error {
 				cc.waiting.Add(1)
 				continue
 			}
-			err = cc.flush(dl)
+			err = cc.flush(time.Time{})
 		}
 		<-cc.wsem
 		if err != nil {
@@ -581,8 +590,32 @@ func (cc *h2conn) unlockWrite(dl time.Time) error {
 			return nil
 		}
 		cc.waiting.Add(1)
-		dl = time.Now().Add(controlTimeout)
 	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// sendWithin notes that frames of a request with deadline dl are in the
+// write buffer. Called with wmu.
+func (cc *h2conn) sendWithin(dl time.Time) {
+	if !dl.IsZero() && dl.After(cc.sendBy) {
+		cc.sendBy = dl
+	}
+}
+
+// writeDeadline is a request's deadline as its frames' write takes it:
+// one without a deadline still must not hold the write lock for ever on a
+// server that stopped reading.
+func writeDeadline(s *h2stream) time.Time {
+	if s.deadline.IsZero() {
+		return time.Now().Add(controlTimeout)
+	}
+	return s.deadline
 }
 
 // queueControl queues control frames and sends them unless a writer
@@ -605,7 +638,7 @@ func (cc *h2conn) queueControl(fs ...ctlFrame) {
 	}
 	if cc.tryLock() {
 		cc.waiting.Add(1)
-		cc.unlockWrite(time.Now().Add(controlTimeout))
+		cc.unlockWrite(time.Time{})
 	}
 }
 
@@ -640,18 +673,27 @@ func (cc *h2conn) writePending() {
 	}
 }
 
-// flush sends what has gathered, by dl (or within controlTimeout when dl
-// is zero). Called with wmu. A failed write breaks the connection: frames
-// may have gone out in part.
+// flush sends what has gathered, dl being the deadline of the caller's
+// request (zero for none). Called with wmu. The frames may be several
+// requests': the write takes until the latest of their deadlines, since
+// cutting it short breaks the connection, and every one of them with it;
+// control frames alone take controlTimeout. A failed write breaks the
+// connection: frames may have gone out in part.
 func (cc *h2conn) flush(dl time.Time) error {
+	cc.sendWithin(dl)
+	dl, cc.sendBy = cc.sendBy, time.Time{}
 	if len(cc.wbuf.b) == 0 {
 		return nil
 	}
+	now := time.Now()
 	if dl.IsZero() {
-		// A request without a deadline still must not hold the write
-		// lock for ever on a server that stopped reading.
-		dl = time.Now().Add(controlTimeout)
+		dl = now.Add(controlTimeout)
 	}
+	// A write that times out breaks the connection even when nothing of
+	// it went out (crypto/tls takes any write error as final): a request
+	// whose deadline is passing as it writes gets writeGrace more, rather
+	// than failing every stream on the connection for its own lateness.
+	dl = later(dl, now.Add(writeGrace))
 	cc.flushing.Store(true)
 	cc.nc.SetWriteDeadline(dl)
 	_, err := cc.nc.Write(cc.wbuf.b)
@@ -753,7 +795,7 @@ func (cc *h2conn) send(s *h2stream, req *Request) error {
 		return err
 	}
 	body, err := cc.writeHead(s, req)
-	if ferr := cc.unlockWrite(s.deadline); err == nil && ferr != nil {
+	if ferr := cc.unlockWrite(writeDeadline(s)); err == nil && ferr != nil {
 		// The write failed, and the server may never have seen the
 		// request: it can go again, unless the connection failed because
 		// the server broke the protocol, which it would again.
@@ -770,7 +812,7 @@ func (cc *h2conn) send(s *h2stream, req *Request) error {
 			break
 		}
 		body, err = cc.writeData(s, body)
-		if ferr := cc.unlockWrite(s.deadline); err == nil && ferr != nil {
+		if ferr := cc.unlockWrite(writeDeadline(s)); err == nil && ferr != nil {
 			err = ferr
 		}
 	}
@@ -861,7 +903,7 @@ func (cc *h2conn) writeData(s *h2stream, body []byte) ([]byte, error) {
 			s.markSent(true)
 		}
 		if len(cc.wbuf.b) >= flushAt {
-			if err := cc.flush(s.deadline); err != nil {
+			if err := cc.flush(writeDeadline(s)); err != nil {
 				return nil, err
 			}
 		}

@@ -482,3 +482,37 @@ func TestH2WriteLockWaitersGiveUpAlone(t *testing.T) {
 		t.Errorf("%d connections: a request that gave up waiting cost the connection", conns.Load())
 	}
 }
+
+// TestH2LateWriterSparesTheConnection: a request whose deadline passes
+// as it writes its HEADERS fails alone; the write, which would break the
+// connection if cut short, goes out, and the other streams go on.
+func TestH2LateWriterSparesTheConnection(t *testing.T) {
+	seen := make(chan struct{}, 1)
+	srv, conns := h2Server(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			seen <- struct{}{}
+			time.Sleep(200 * time.Millisecond)
+		}
+		io.WriteString(w, "ok")
+	})
+	c := h2Client(t, nil)
+	done := make(chan error, 1)
+	go func() {
+		_, body, err := get(t, c, srv.URL+"/slow")
+		if err == nil && body != "ok" {
+			err = fmt.Errorf("body %q", body)
+		}
+		done <- err
+	}()
+	<-seen
+	_, _, err := do(t, c, &Request{Method: "GET", URL: mustURL(t, srv.URL+"/late"), Deadline: time.Now().Add(-time.Millisecond)})
+	if !isTimeoutErr(err) {
+		t.Errorf("past its deadline: %v, want a timeout", err)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("the other stream: %v", err)
+	}
+	if conns.Load() != 1 {
+		t.Errorf("%d connections: a late request cost the connection", conns.Load())
+	}
+}
