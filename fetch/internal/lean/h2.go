@@ -718,9 +718,27 @@ func (cc *h2conn) cause() error {
 	return cc.err
 }
 
-// interruptWrites wakes a write in progress, for a cancelled context.
+// interruptWrites wakes a write in progress, for a cancelled context,
+// when every stream on the connection is cancelled: a write cut short
+// breaks the connection, and the write carries other requests' frames
+// too, which a request's cancellation must not cost.
 func (cc *h2conn) interruptWrites() {
-	if cc.flushing.Load() {
+	if !cc.flushing.Load() {
+		return
+	}
+	cc.mu.Lock()
+	all := true
+	for _, s := range cc.streams {
+		select {
+		case <-s.ctxDone:
+			continue
+		default:
+		}
+		all = false
+		break
+	}
+	cc.mu.Unlock()
+	if all {
 		cc.nc.SetWriteDeadline(aLongTimeAgo)
 	}
 }
@@ -991,7 +1009,8 @@ func (cc *h2conn) newStream(ctx context.Context, req *Request) *h2stream {
 	} else {
 		s = &h2stream{cc: cc, ready: make(chan struct{}, 1)}
 	}
-	if done := ctx.Done(); done != nil {
+	s.ctxDone = ctx.Done()
+	if done := s.ctxDone; done != nil {
 		switch {
 		case cc.watchDone == done:
 			cc.watchRefs++
