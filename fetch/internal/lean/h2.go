@@ -838,6 +838,11 @@ func (cc *h2conn) send(s *h2stream, req *Request) error {
 		return nil // the server's answer, or its reset, is the outcome
 	}
 	if err != nil {
+		if cerr := s.ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+			// A write the cancellation interrupted fails with a timeout:
+			// the cancellation is what happened.
+			err = fmt.Errorf("HTTP/2 request: %w (%v)", cerr, err)
+		}
 		s.abort(err)
 	}
 	return err

@@ -615,3 +615,26 @@ func TestH2ProtocolErrorWhileSending(t *testing.T) {
 		t.Errorf("%d connections: the request went again after a protocol error", n)
 	}
 }
+
+// TestH2CancelEndsABlockedWrite: cancelling the one request on a
+// connection whose server stopped reading ends its blocked write at once.
+func TestH2CancelEndsABlockedWrite(t *testing.T) {
+	srv := startH2(t, func(p *h2peer) {
+		if !p.handshake(http2.Setting{ID: http2.SettingInitialWindowSize, Val: maxWindow}) {
+			return
+		}
+		p.fr.WriteWindowUpdate(0, maxWindow-initialWindow)
+		<-p.done // and never read again
+	})
+	c := h2Client(t, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	start := time.Now()
+	_, err := c.Do(ctx, &Request{Method: http.MethodPost, URL: mustURL(t, srv.URL+"/"), Body: make([]byte, 64<<20)})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v, want context.Canceled", err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("a blocked write ended %s after the cancel", took)
+	}
+}
