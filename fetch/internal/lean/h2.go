@@ -1054,7 +1054,10 @@ func (cc *h2conn) finish(s *h2stream) {
 	closeNow := false
 	if cc.active == 0 {
 		cc.idleSince = time.Now()
-		closeNow = cc.goAway || cc.unusable
+		// A connection that takes no more streams is not kept: nor one
+		// whose server allows none (MAX_CONCURRENT_STREAMS 0), which
+		// would otherwise stay open, useless, until it is idle too long.
+		closeNow = cc.goAway || cc.unusable || cc.maxStreams == 0
 	}
 	if len(cc.free) < 256 {
 		cc.free = append(cc.free, s)

@@ -3,6 +3,7 @@ package lean
 import (
 	"context"
 	"io"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -204,4 +205,38 @@ type bytesBuffer []byte
 func (b *bytesBuffer) Write(p []byte) (int, error) {
 	*b = append(*b, p...)
 	return len(p), nil
+}
+
+// TestH2NoStreamsAllowed: a server whose MAX_CONCURRENT_STREAMS is 0, and
+// which refuses what comes anyway, costs each request a few tries, and
+// the connections it took are not kept.
+func TestH2NoStreamsAllowed(t *testing.T) {
+	var live atomic.Int64
+	srv := startH2(t, func(p *h2peer) {
+		live.Add(1)
+		defer live.Add(-1)
+		if !p.handshake(http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: 0}) {
+			return
+		}
+		for {
+			r, ok := p.readRequest()
+			if !ok {
+				return
+			}
+			p.fr.WriteRSTStream(r.stream, http2.ErrCodeRefusedStream)
+		}
+	})
+	c := h2Client(t, nil)
+	for range 5 {
+		_, _, err := do(t, c, &Request{Method: "GET", URL: mustURL(t, srv.URL+"/"), Deadline: time.Now().Add(2 * time.Second)})
+		if !isRetry(err) && !isTimeoutErr(err) {
+			t.Errorf("err = %v, want the refusal or a timeout", err)
+		}
+	}
+	for end := time.Now().Add(2 * time.Second); live.Load() > 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("%d of %d connections still open", live.Load(), srv.conns.Load())
+		}
+	}
+	t.Logf("%d connections", srv.conns.Load())
 }
