@@ -416,7 +416,7 @@ type h2conn struct {
 	recvConn int64         // what the server may still send on the connection
 	unacked  int64         // received and not yet given back
 	settled  bool          // the server's first SETTINGS arrived
-	frames   atomic.Uint64 // read, for telling a silent server
+	frames   atomic.Uint64 // read (but SETTINGS), for telling a silent server
 
 	mu            sync.Mutex
 	streams       map[uint32]*h2stream

@@ -207,6 +207,73 @@ func (b *bytesBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// TestH2StallMidFrame: a server that stops in the middle of a frame costs
+// the request its deadline; the connection, which has gone silent, takes
+// no more requests.
+func TestH2StallMidFrame(t *testing.T) {
+	srv := startH2(t, func(p *h2peer) {
+		if !p.handshake() {
+			return
+		}
+		r, ok := p.readRequest()
+		if !ok {
+			return
+		}
+		if p.n == 1 {
+			p.goDrain()
+			// A SETTINGS frame (its ACK too) says nothing of the
+			// request, then a frame that stops short.
+			p.fr.WriteSettings(http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: 100})
+			p.c.Write([]byte{0, 0, 9, byte(http2.FrameHeaders)}) // 4 of a frame header's 9 bytes
+			<-p.done
+			return
+		}
+		p.respond(r.stream, "200", "ok")
+		p.drain()
+	})
+	c := h2Client(t, nil)
+	start := time.Now()
+	_, _, err := do(t, c, &Request{Method: "GET", URL: mustURL(t, srv.URL+"/"), Deadline: time.Now().Add(300 * time.Millisecond)})
+	if !isTimeoutErr(err) || time.Since(start) > 2*time.Second {
+		t.Errorf("stalled mid-frame: %v after %s, want a timeout at the deadline", err, time.Since(start))
+	}
+	if _, body, err := do(t, c, &Request{Method: "GET", URL: mustURL(t, srv.URL+"/"), Deadline: time.Now().Add(time.Second)}); err != nil || body != "ok" || srv.conns.Load() != 2 {
+		t.Errorf("the next request: %q %v on %d connections", body, err, srv.conns.Load())
+	}
+}
+
+// TestH2GoAwayRaisesItsLast: a second GOAWAY cannot raise the last stream
+// of the first: the connection stays closed to new streams.
+func TestH2GoAwayRaisesItsLast(t *testing.T) {
+	srv := startH2(t, func(p *h2peer) {
+		if !p.handshake() {
+			return
+		}
+		r, ok := p.readRequest()
+		if !ok {
+			return
+		}
+		if p.n == 1 {
+			p.fr.WriteGoAway(r.stream, http2.ErrCodeNo, nil)
+			p.fr.WriteGoAway(maxStreamID, http2.ErrCodeNo, nil)
+			p.respond(r.stream, "200", "first")
+			if r, ok := p.readRequest(); ok {
+				t.Errorf("a new stream %d after GOAWAY", r.stream)
+			}
+			return
+		}
+		p.respond(r.stream, "200", "second")
+		p.drain()
+	})
+	c := h2Client(t, nil)
+	if _, body, err := get(t, c, srv.URL+"/"); err != nil || body != "first" {
+		t.Errorf("first: %q %v", body, err)
+	}
+	if _, body, err := get(t, c, srv.URL+"/"); err != nil || body != "second" {
+		t.Errorf("second: %q %v", body, err)
+	}
+}
+
 // TestH2NoStreamsAllowed: a server whose MAX_CONCURRENT_STREAMS is 0, and
 // which refuses what comes anyway, costs each request a few tries, and
 // the connections it took are not kept.

@@ -58,7 +58,12 @@ func (cc *h2conn) readFrames() error {
 			}
 			return cc.readErr(err)
 		}
-		cc.frames.Add(1)
+		if _, ok := f.(*http2.SettingsFrame); !ok {
+			// SETTINGS and their ACKs concern the connection, not any
+			// request: they do not tell a server that went silent on
+			// its requests from one that is alive.
+			cc.frames.Add(1)
+		}
 		if !cc.settled {
 			if sf, ok := f.(*http2.SettingsFrame); !ok || sf.IsAck() {
 				return errNoSettings
