@@ -54,6 +54,7 @@ func TestH2BrokenFrames(t *testing.T) {
 		{"DATA on an idle stream", raw(http2.FrameData, 0, idle, []byte("x")), breaksConn},
 		{"HEADERS on an idle stream", raw(http2.FrameHeaders, http2.FlagHeadersEndHeaders, idle, []byte{0x88}), breaksConn},
 		{"RST_STREAM on an idle stream", raw(http2.FrameRSTStream, 0, idle, []byte{0, 0, 0, 8}), breaksConn},
+		{"WINDOW_UPDATE on an idle stream", raw(http2.FrameWindowUpdate, 0, idle, []byte{0, 0, 0, 1}), breaksConn},
 		{"connection window beyond 2^31-1", func(p *h2peer, r h2Request) { p.fr.WriteWindowUpdate(0, maxWindow) }, breaksConn},
 		{"INITIAL_WINDOW_SIZE beyond 2^31-1", settings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 31}), breaksConn},
 		{"MAX_FRAME_SIZE below 16384", settings(http2.Setting{ID: http2.SettingMaxFrameSize, Val: 1000}), breaksConn},

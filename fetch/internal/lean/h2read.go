@@ -604,7 +604,11 @@ func (cc *h2conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 	}
 	s := cc.streams[f.StreamID]
 	if s == nil {
+		idle := f.StreamID%2 == 0 || f.StreamID >= cc.nextID
 		cc.mu.Unlock()
+		if idle {
+			return h2Error(http2.ErrCodeProtocol, "WINDOW_UPDATE on stream %d, which trawl never opened", f.StreamID)
+		}
 		return nil // a stream closed already
 	}
 	s.sendWindow += incr
