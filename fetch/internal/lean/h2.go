@@ -85,6 +85,9 @@ const (
 	// flushAt is how much a writer of a long request body gathers before
 	// it sends, so that the write buffer stays small.
 	flushAt = 64 << 10
+	// maxBatch bounds the frames the read loop reads before it wakes
+	// the streams they concern.
+	maxBatch = 64
 	// maxPending bounds the control frames waiting to be written.
 	maxPending = 4096
 )
@@ -412,6 +415,7 @@ type h2conn struct {
 	hb       headerBlock
 	woken    []*h2stream
 	batch    uint64
+	inBatch  int // frames read in this batch
 	ctl      []ctlFrame
 	recvConn int64         // what the server may still send on the connection
 	unacked  int64         // received and not yet given back

@@ -1,6 +1,7 @@
 package lean
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"sync/atomic"
@@ -307,4 +308,53 @@ func TestH2NoStreamsAllowed(t *testing.T) {
 		}
 	}
 	t.Logf("%d connections", srv.conns.Load())
+}
+
+// TestH2EndlessStreamOfFrames: a server whose frames never stop coming,
+// so that what the client has read never ends at a frame's end, still
+// has its responses delivered: the read loop does not wait for a pause
+// to wake the streams (nor, meanwhile, gather control frames without
+// end).
+func TestH2EndlessStreamOfFrames(t *testing.T) {
+	srv := startH2(t, func(p *h2peer) {
+		if !p.handshake() {
+			return
+		}
+		r, ok := p.readRequest()
+		if !ok {
+			return
+		}
+		p.goDrain()
+		// Frames of a type the client ignores, 16393 bytes each, written
+		// in pieces that each end 5 bytes into a frame: the client's reads
+		// end in the middle of frames.
+		var frame bytes.Buffer
+		http2.NewFramer(&frame, nil).WriteRawFrame(0xfa, 0, 0, make([]byte, 16384))
+		var one bytes.Buffer
+		fr := http2.NewFramer(&one, nil)
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: r.stream, BlockFragment: p.block(":status", "200"), EndHeaders: true})
+		fr.WriteData(r.stream, true, []byte("ok"))
+		stream := append(bytes.Repeat(frame.Bytes(), 4), one.Bytes()...)
+		for range 60 {
+			stream = append(stream, frame.Bytes()...)
+		}
+		f := frame.Bytes()
+		p.c.Write(stream[:5])
+		stream = append(stream[5:], f[:5]...)
+		shifted := bytes.Repeat(append(append([]byte(nil), f[5:]...), f[:5]...), 64)
+		end := time.Now().Add(2 * time.Second)
+		for time.Now().Before(end) {
+			if _, err := p.c.Write(stream); err != nil {
+				return
+			}
+			stream = shifted
+		}
+	})
+	c := h2Client(t, nil)
+	start := time.Now()
+	_, body, err := do(t, c, &Request{Method: "GET", URL: mustURL(t, srv.URL+"/"), Deadline: time.Now().Add(time.Second)})
+	if err != nil || body != "ok" {
+		t.Errorf("%q %v after %s", body, err, time.Since(start))
+	}
+	t.Logf("answered after %s", time.Since(start))
 }

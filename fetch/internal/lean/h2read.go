@@ -93,8 +93,11 @@ func (cc *h2conn) readFrames() error {
 			return err
 		}
 		// The end of what one read brought: wake the streams it concerned
-		// and send what it calls for, once.
-		if cc.br.Buffered() == 0 {
+		// and send what it calls for, once. A server whose frames never
+		// pause (so that reads never end at a frame's end) has its batch
+		// cut after maxBatch frames: the streams must not wait for a pause
+		// that may never come, nor control frames gather without bound.
+		if cc.inBatch++; cc.br.Buffered() == 0 || cc.inBatch >= maxBatch {
 			cc.endBatch()
 		}
 	}
@@ -156,6 +159,7 @@ func (cc *h2conn) endBatch() {
 	}
 	cc.woken = cc.woken[:0]
 	cc.batch++
+	cc.inBatch = 0
 	if len(cc.ctl) > 0 {
 		cc.queueControl(cc.ctl...)
 		cc.ctl = cc.ctl[:0]
