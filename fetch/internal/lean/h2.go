@@ -76,11 +76,18 @@ const (
 	// (refused, or above a GOAWAY) goes again.
 	h2Retries = 3
 	// controlTimeout bounds a write of control frames (acknowledgements,
-	// window updates, resets), which no request's deadline covers.
+	// window updates, resets), and any write no request's deadline covers.
 	controlTimeout = 10 * time.Second
+	// writeGrace is how long a write may take at least, whatever the
+	// deadline of the requests it carries: a write to a server that reads
+	// takes far less, and one cut short breaks the connection.
+	writeGrace = time.Second
 	// flushAt is how much a writer of a long request body gathers before
 	// it sends, so that the write buffer stays small.
 	flushAt = 64 << 10
+	// maxBatch bounds the frames the read loop reads before it wakes
+	// the streams they concern.
+	maxBatch = 64
 	// maxPending bounds the control frames waiting to be written.
 	maxPending = 4096
 )
@@ -326,7 +333,8 @@ func (c *Client) newH2(nc net.Conn, key string, info ConnInfo) (*h2conn, error) 
 	cc.info = info
 	cc.info.Reused = true // for every request but the first
 	cc.onCancel = cc.interruptWrites
-	cc.br = bufio.NewReaderSize(nc, 32<<10)
+	cc.rs.r = nc
+	cc.br = bufio.NewReaderSize(&cc.rs, 32<<10)
 	cc.fr = http2.NewFramer(&cc.wbuf, cc.br)
 	cc.fr.SetReuseFrames()
 	cc.fr.SetMaxReadFrameSize(maxFrameSize)
@@ -388,7 +396,10 @@ type h2conn struct {
 	authHost     string            // the URL host authority was made from
 	authority    string
 	peerMaxFrame uint32 // the server's MAX_FRAME_SIZE
-	flushing     atomic.Bool
+	// sendBy is the latest deadline of the requests whose frames are in
+	// wbuf: a write that carries them all takes until then.
+	sendBy   time.Time
+	flushing atomic.Bool
 	// control frames queued by those who must not block on wmu (the read
 	// loop, readers giving back window, cancelled streams); whoever holds
 	// wmu next sends them.
@@ -399,15 +410,17 @@ type h2conn struct {
 
 	// The read loop's own.
 	br       *bufio.Reader
+	rs       readSide // what br reads
 	hdec     *hpack.Decoder
 	hb       headerBlock
 	woken    []*h2stream
 	batch    uint64
+	inBatch  int // frames read in this batch
 	ctl      []ctlFrame
 	recvConn int64         // what the server may still send on the connection
 	unacked  int64         // received and not yet given back
 	settled  bool          // the server's first SETTINGS arrived
-	frames   atomic.Uint64 // read, for telling a silent server
+	frames   atomic.Uint64 // read (but SETTINGS), for telling a silent server
 
 	mu            sync.Mutex
 	streams       map[uint32]*h2stream
@@ -501,11 +514,12 @@ func (cc *h2conn) expired(now time.Time, idle time.Duration) bool {
 }
 
 // lockWrite takes the write lock for s's request, counting the writer as
-// waiting until unlockWrite. The lock is held only to encode and send, so
-// a writer that cannot have it by its deadline (or before its context
-// ends) finds a write stuck that long: it closes the connection, which
-// also frees the stuck writer. With s nil (tests) it waits as long as it
-// takes.
+// waiting until unlockWrite. A writer whose request ends (its context, its
+// deadline) before it has the lock gives up alone: the lock's holder may
+// be sending a long body, for another request, to a server that reads
+// slowly, and the connection is not failed for it. A write that is stuck
+// fails the connection by itself, at its deadline (see flush). With s nil
+// (tests) it waits as long as it takes.
 func (cc *h2conn) lockWrite(s *h2stream) error {
 	cc.waiting.Add(1)
 	if cc.tryLock() {
@@ -527,9 +541,7 @@ func (cc *h2conn) lockWrite(s *h2stream) error {
 		err = errH2Timeout
 	}
 	cc.waiting.Add(-1)
-	err = fmt.Errorf("waiting to write to the HTTP/2 connection: %w", err)
-	cc.fail(err)
-	return err
+	return fmt.Errorf("waiting to write to the HTTP/2 connection: %w", err)
 }
 
 // tryLock takes the write lock if it is free.
@@ -544,8 +556,10 @@ func (cc *h2conn) tryLock() bool {
 
 // unlockWrite writes the queued control frames, sends everything
 // gathered if no other writer is waiting (one will send it otherwise),
-// and releases the lock. dl bounds the send; zero means none.
+// and releases the lock. dl is the deadline of the request whose frames
+// the writer added (see sendBy), zero for a writer of control frames.
 func (cc *h2conn) unlockWrite(dl time.Time) error {
+	cc.sendWithin(dl)
 	yielded := false
 	for {
 		cc.writePending()
@@ -568,7 +582,7 @@ func (cc *h2conn) unlockWrite(dl time.Time) error {
 				cc.waiting.Add(1)
 				continue
 			}
-			err = cc.flush(dl)
+			err = cc.flush(time.Time{})
 		}
 		<-cc.wsem
 		if err != nil {
@@ -580,8 +594,32 @@ func (cc *h2conn) unlockWrite(dl time.Time) error {
 			return nil
 		}
 		cc.waiting.Add(1)
-		dl = time.Now().Add(controlTimeout)
 	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// sendWithin notes that frames of a request with deadline dl are in the
+// write buffer. Called with wmu.
+func (cc *h2conn) sendWithin(dl time.Time) {
+	if !dl.IsZero() && dl.After(cc.sendBy) {
+		cc.sendBy = dl
+	}
+}
+
+// writeDeadline is a request's deadline as its frames' write takes it:
+// one without a deadline still must not hold the write lock for ever on a
+// server that stopped reading.
+func writeDeadline(s *h2stream) time.Time {
+	if s.deadline.IsZero() {
+		return time.Now().Add(controlTimeout)
+	}
+	return s.deadline
 }
 
 // queueControl queues control frames and sends them unless a writer
@@ -604,7 +642,7 @@ func (cc *h2conn) queueControl(fs ...ctlFrame) {
 	}
 	if cc.tryLock() {
 		cc.waiting.Add(1)
-		cc.unlockWrite(time.Now().Add(controlTimeout))
+		cc.unlockWrite(time.Time{})
 	}
 }
 
@@ -639,12 +677,27 @@ func (cc *h2conn) writePending() {
 	}
 }
 
-// flush sends what has gathered. Called with wmu. A failed write breaks
-// the connection: frames may have gone out in part.
+// flush sends what has gathered, dl being the deadline of the caller's
+// request (zero for none). Called with wmu. The frames may be several
+// requests': the write takes until the latest of their deadlines, since
+// cutting it short breaks the connection, and every one of them with it;
+// control frames alone take controlTimeout. A failed write breaks the
+// connection: frames may have gone out in part.
 func (cc *h2conn) flush(dl time.Time) error {
+	cc.sendWithin(dl)
+	dl, cc.sendBy = cc.sendBy, time.Time{}
 	if len(cc.wbuf.b) == 0 {
 		return nil
 	}
+	now := time.Now()
+	if dl.IsZero() {
+		dl = now.Add(controlTimeout)
+	}
+	// A write that times out breaks the connection even when nothing of
+	// it went out (crypto/tls takes any write error as final): a request
+	// whose deadline is passing as it writes gets writeGrace more, rather
+	// than failing every stream on the connection for its own lateness.
+	dl = later(dl, now.Add(writeGrace))
 	cc.flushing.Store(true)
 	cc.nc.SetWriteDeadline(dl)
 	_, err := cc.nc.Write(cc.wbuf.b)
@@ -669,9 +722,27 @@ func (cc *h2conn) cause() error {
 	return cc.err
 }
 
-// interruptWrites wakes a write in progress, for a cancelled context.
+// interruptWrites wakes a write in progress, for a cancelled context,
+// when every stream on the connection is cancelled: a write cut short
+// breaks the connection, and the write carries other requests' frames
+// too, which a request's cancellation must not cost.
 func (cc *h2conn) interruptWrites() {
-	if cc.flushing.Load() {
+	if !cc.flushing.Load() {
+		return
+	}
+	cc.mu.Lock()
+	all := true
+	for _, s := range cc.streams {
+		select {
+		case <-s.ctxDone:
+			continue
+		default:
+		}
+		all = false
+		break
+	}
+	cc.mu.Unlock()
+	if all {
 		cc.nc.SetWriteDeadline(aLongTimeAgo)
 	}
 }
@@ -746,8 +817,14 @@ func (cc *h2conn) send(s *h2stream, req *Request) error {
 		return err
 	}
 	body, err := cc.writeHead(s, req)
-	if ferr := cc.unlockWrite(s.deadline); err == nil && ferr != nil {
-		err = &retryError{err: ferr}
+	if ferr := cc.unlockWrite(writeDeadline(s)); err == nil && ferr != nil {
+		// The write failed, and the server may never have seen the
+		// request: it can go again, unless the connection failed because
+		// the server broke the protocol, which it would again.
+		err = ferr
+		if !isProtocol(ferr) {
+			err = &retryError{err: ferr}
+		}
 	}
 	for err == nil && len(body) > 0 {
 		if err = s.awaitWindow(); err != nil {
@@ -757,7 +834,7 @@ func (cc *h2conn) send(s *h2stream, req *Request) error {
 			break
 		}
 		body, err = cc.writeData(s, body)
-		if ferr := cc.unlockWrite(s.deadline); err == nil && ferr != nil {
+		if ferr := cc.unlockWrite(writeDeadline(s)); err == nil && ferr != nil {
 			err = ferr
 		}
 	}
@@ -765,6 +842,11 @@ func (cc *h2conn) send(s *h2stream, req *Request) error {
 		return nil // the server's answer, or its reset, is the outcome
 	}
 	if err != nil {
+		if cerr := s.ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+			// A write the cancellation interrupted fails with a timeout:
+			// the cancellation is what happened.
+			err = fmt.Errorf("HTTP/2 request: %w (%v)", cerr, err)
+		}
 		s.abort(err)
 	}
 	return err
@@ -848,7 +930,7 @@ func (cc *h2conn) writeData(s *h2stream, body []byte) ([]byte, error) {
 			s.markSent(true)
 		}
 		if len(cc.wbuf.b) >= flushAt {
-			if err := cc.flush(s.deadline); err != nil {
+			if err := cc.flush(writeDeadline(s)); err != nil {
 				return nil, err
 			}
 		}
@@ -936,7 +1018,8 @@ func (cc *h2conn) newStream(ctx context.Context, req *Request) *h2stream {
 	} else {
 		s = &h2stream{cc: cc, ready: make(chan struct{}, 1)}
 	}
-	if done := ctx.Done(); done != nil {
+	s.ctxDone = ctx.Done()
+	if done := s.ctxDone; done != nil {
 		switch {
 		case cc.watchDone == done:
 			cc.watchRefs++
@@ -975,7 +1058,10 @@ func (cc *h2conn) finish(s *h2stream) {
 	closeNow := false
 	if cc.active == 0 {
 		cc.idleSince = time.Now()
-		closeNow = cc.goAway || cc.unusable
+		// A connection that takes no more streams is not kept: nor one
+		// whose server allows none (MAX_CONCURRENT_STREAMS 0), which
+		// would otherwise stay open, useless, until it is idle too long.
+		closeNow = cc.goAway || cc.unusable || cc.maxStreams == 0
 	}
 	if len(cc.free) < 256 {
 		cc.free = append(cc.free, s)

@@ -453,3 +453,66 @@ func tlsH1Server(t *testing.T) string {
 	t.Cleanup(srv.Close)
 	return srv.URL
 }
+
+// TestH2WriteLockWaitersGiveUpAlone: requests that end (cancelled, or at
+// their deadline) while another writer holds the write lock fail alone;
+// the connection, and the writer, go on.
+func TestH2WriteLockWaitersGiveUpAlone(t *testing.T) {
+	srv, conns := h2Server(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	c := h2Client(t, nil)
+	if _, _, err := get(t, c, srv.URL+"/first"); err != nil {
+		t.Fatal(err)
+	}
+	cc := onlyConn(t, c)
+	cc.lockWrite(nil) // as a writer sending a long body would
+	_, _, err := do(t, c, &Request{Method: "GET", URL: mustURL(t, srv.URL+"/deadline"), Deadline: time.Now().Add(50 * time.Millisecond)})
+	if !isTimeoutErr(err) {
+		t.Errorf("waiting past the deadline: %v, want a timeout", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	if _, err := c.Do(ctx, &Request{Method: "GET", URL: mustURL(t, srv.URL+"/cancelled")}); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled while waiting: %v, want context.Canceled", err)
+	}
+	cc.unlockWrite(time.Time{})
+	if _, body, err := get(t, c, srv.URL+"/after"); err != nil || body != "ok" {
+		t.Errorf("after: %q %v", body, err)
+	}
+	if conns.Load() != 1 {
+		t.Errorf("%d connections: a request that gave up waiting cost the connection", conns.Load())
+	}
+}
+
+// TestH2LateWriterSparesTheConnection: a request whose deadline passes
+// as it writes its HEADERS fails alone; the write, which would break the
+// connection if cut short, goes out, and the other streams go on.
+func TestH2LateWriterSparesTheConnection(t *testing.T) {
+	seen := make(chan struct{}, 1)
+	srv, conns := h2Server(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			seen <- struct{}{}
+			time.Sleep(200 * time.Millisecond)
+		}
+		io.WriteString(w, "ok")
+	})
+	c := h2Client(t, nil)
+	done := make(chan error, 1)
+	go func() {
+		_, body, err := get(t, c, srv.URL+"/slow")
+		if err == nil && body != "ok" {
+			err = fmt.Errorf("body %q", body)
+		}
+		done <- err
+	}()
+	<-seen
+	_, _, err := do(t, c, &Request{Method: "GET", URL: mustURL(t, srv.URL+"/late"), Deadline: time.Now().Add(-time.Millisecond)})
+	if !isTimeoutErr(err) {
+		t.Errorf("past its deadline: %v, want a timeout", err)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("the other stream: %v", err)
+	}
+	if conns.Load() != 1 {
+		t.Errorf("%d connections: a late request cost the connection", conns.Load())
+	}
+}

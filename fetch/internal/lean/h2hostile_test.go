@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -552,5 +553,88 @@ func TestH2ControlFlood(t *testing.T) {
 	})
 	if !isProtocol(err) || !contains(err, "control frames") {
 		t.Errorf("err = %v, want a protocol error about control frames", err)
+	}
+}
+
+// lateWriteConn delays each write until the connection is closed, or
+// 100ms, to let the read loop fail the connection while a request's
+// frames are on their way out.
+type lateWriteConn struct {
+	net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (c *lateWriteConn) Write(p []byte) (int, error) {
+	select {
+	case <-c.closed:
+	case <-time.After(100 * time.Millisecond):
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *lateWriteConn) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	return c.Conn.Close()
+}
+
+// TestH2ProtocolErrorWhileSending: a request whose write fails because
+// the read loop found the server breaking the protocol fails with that
+// protocol error; it does not go again, to the same server, on a new
+// connection.
+func TestH2ProtocolErrorWhileSending(t *testing.T) {
+	srv := startH2(t, func(p *h2peer) {
+		if p.n > 1 {
+			if p.handshake() {
+				if r, ok := p.readRequest(); ok {
+					p.respond(r.stream, "200", "ok")
+				}
+				p.drain()
+			}
+			return
+		}
+		buf := make([]byte, len(http2.ClientPreface))
+		io.ReadFull(p.c, buf)
+		p.fr.WritePing(false, [8]byte{}) // not SETTINGS: a protocol error
+		p.drain()
+	})
+	c := h2Client(t, func(o *Options) {
+		o.DialTarget = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			nc, err := plainDialer.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &lateWriteConn{Conn: nc, closed: make(chan struct{})}, nil
+		}
+	})
+	_, _, err := do(t, c, &Request{Method: "GET", URL: mustURL(t, srv.URL+"/"), Deadline: time.Now().Add(5 * time.Second)})
+	if !isProtocol(err) || !contains(err, "SETTINGS") {
+		t.Errorf("err = %v, want the protocol error", err)
+	}
+	if n := srv.conns.Load(); n != 1 {
+		t.Errorf("%d connections: the request went again after a protocol error", n)
+	}
+}
+
+// TestH2CancelEndsABlockedWrite: cancelling the one request on a
+// connection whose server stopped reading ends its blocked write at once.
+func TestH2CancelEndsABlockedWrite(t *testing.T) {
+	srv := startH2(t, func(p *h2peer) {
+		if !p.handshake(http2.Setting{ID: http2.SettingInitialWindowSize, Val: maxWindow}) {
+			return
+		}
+		p.fr.WriteWindowUpdate(0, maxWindow-initialWindow)
+		<-p.done // and never read again
+	})
+	c := h2Client(t, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	start := time.Now()
+	_, err := c.Do(ctx, &Request{Method: http.MethodPost, URL: mustURL(t, srv.URL+"/"), Body: make([]byte, 64<<20)})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v, want context.Canceled", err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("a blocked write ended %s after the cancel", took)
 	}
 }

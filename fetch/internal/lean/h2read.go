@@ -33,9 +33,20 @@ func (cc *h2conn) readLoop() {
 
 func (cc *h2conn) readFrames() error {
 	for {
-		f, err := cc.fr.ReadFrame()
+		fh, err := cc.fr.ReadFrameHeader()
+		var f http2.Frame
+		if err == nil {
+			f, err = cc.fr.ReadFrameForHeader(fh)
+		}
 		if err != nil {
 			var se http2.StreamError
+			if errors.As(err, &se) && fh.Type == http2.FrameHeaders {
+				// A HEADERS frame refused (its padding longer than
+				// itself) takes its header block with it, and HPACK's
+				// table with the block: what the server encodes next
+				// cannot be decoded.
+				return h2Error(http2.ErrCodeProtocol, "a HEADERS frame on stream %d whose header block cannot be read", se.StreamID)
+			}
 			if errors.As(err, &se) {
 				// A frame for one stream that the framer refused (a zero
 				// window increment): that stream fails, the rest go on.
@@ -47,7 +58,12 @@ func (cc *h2conn) readFrames() error {
 			}
 			return cc.readErr(err)
 		}
-		cc.frames.Add(1)
+		if _, ok := f.(*http2.SettingsFrame); !ok {
+			// SETTINGS and their ACKs concern the connection, not any
+			// request: they do not tell a server that went silent on
+			// its requests from one that is alive.
+			cc.frames.Add(1)
+		}
 		if !cc.settled {
 			if sf, ok := f.(*http2.SettingsFrame); !ok || sf.IsAck() {
 				return errNoSettings
@@ -77,8 +93,11 @@ func (cc *h2conn) readFrames() error {
 			return err
 		}
 		// The end of what one read brought: wake the streams it concerned
-		// and send what it calls for, once.
-		if cc.br.Buffered() == 0 {
+		// and send what it calls for, once. A server whose frames never
+		// pause (so that reads never end at a frame's end) has its batch
+		// cut after maxBatch frames: the streams must not wait for a pause
+		// that may never come, nor control frames gather without bound.
+		if cc.inBatch++; cc.br.Buffered() == 0 || cc.inBatch >= maxBatch {
 			cc.endBatch()
 		}
 	}
@@ -101,6 +120,11 @@ func (cc *h2conn) readErr(err error) error {
 		return h2Error(http2.ErrCode(ce), "%s", detail)
 	case errors.Is(err, http2.ErrFrameTooLarge):
 		return h2Error(http2.ErrCodeFrameSize, "a frame larger than the %d bytes allowed", maxFrameSize)
+	case errors.Is(err, io.ErrUnexpectedEOF) && cc.rs.err == nil:
+		// The framer says this of a frame cut short by the connection's
+		// end and of a frame too short for the fields its flags announce
+		// (a pad length, a priority); only the first is the network's.
+		return h2Error(http2.ErrCodeFrameSize, "a frame too short for the fields its flags announce")
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		if goAway {
 			return fmt.Errorf("the server closed the HTTP/2 connection after GOAWAY (last stream %d): %w", last, io.ErrUnexpectedEOF)
@@ -108,6 +132,22 @@ func (cc *h2conn) readErr(err error) error {
 		return fmt.Errorf("the server closed the HTTP/2 connection: %w", io.ErrUnexpectedEOF)
 	}
 	return fmt.Errorf("reading the HTTP/2 connection: %w", err)
+}
+
+// readSide is the connection as the read loop reads it: it remembers
+// how reading it failed, to tell the connection's end from a malformed
+// frame, which the framer reports alike. Read loop only.
+type readSide struct {
+	r   io.Reader
+	err error
+}
+
+func (r *readSide) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil {
+		r.err = err
+	}
+	return n, err
 }
 
 // endBatch wakes the streams the last frames concerned and queues the
@@ -119,6 +159,7 @@ func (cc *h2conn) endBatch() {
 	}
 	cc.woken = cc.woken[:0]
 	cc.batch++
+	cc.inBatch = 0
 	if len(cc.ctl) > 0 {
 		cc.queueControl(cc.ctl...)
 		cc.ctl = cc.ctl[:0]
@@ -498,6 +539,11 @@ func (cc *h2conn) onSettings(f *http2.SettingsFrame) error {
 			return h2Error(http2.ErrCodeProtocol, "invalid setting %v", st)
 		}
 		switch st.ID {
+		case http2.SettingEnablePush:
+			if st.Val != 0 {
+				// RFC 9113, 6.5.2: a server must not say it may push.
+				return h2Error(http2.ErrCodeProtocol, "a server's SETTINGS_ENABLE_PUSH of %d", st.Val)
+			}
 		case http2.SettingMaxFrameSize:
 			set.maxFrame = st.Val
 		case http2.SettingHeaderTableSize:
@@ -562,7 +608,11 @@ func (cc *h2conn) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 	}
 	s := cc.streams[f.StreamID]
 	if s == nil {
+		idle := f.StreamID%2 == 0 || f.StreamID >= cc.nextID
 		cc.mu.Unlock()
+		if idle {
+			return h2Error(http2.ErrCodeProtocol, "WINDOW_UPDATE on stream %d, which trawl never opened", f.StreamID)
+		}
 		return nil // a stream closed already
 	}
 	s.sendWindow += incr

@@ -34,6 +34,8 @@ type h2stream struct {
 	framesAt    uint64 // the connection's frame count when sent
 	sharedWatch bool
 	stopWatch   func() bool
+	// ctxDone is ctx.Done(), under cc.mu, for interruptWrites.
+	ctxDone <-chan struct{}
 
 	mu       sync.Mutex
 	id       uint32
