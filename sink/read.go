@@ -77,19 +77,13 @@ func readHead(raw []byte, validate bool) (head, bool) {
 			}
 			h.Index = &n
 		case "url":
-			h.URL = nil
-			if !null {
-				s, isStr := jsonString(v)
-				ok = ok && isStr
-				h.URL = &s
-			}
+			var isStr bool
+			h.URL, isStr = optString(v)
+			ok = ok && isStr
 		case "row":
-			h.Row = nil
-			if !null {
-				s, isStr := jsonString(v)
-				ok = ok && isStr
-				h.Row = &s
-			}
+			var isStr bool
+			h.Row, isStr = optString(v)
+			ok = ok && isStr
 		case "status":
 			h.Status = nil
 			if !null {
@@ -98,32 +92,43 @@ func readHead(raw []byte, validate bool) (head, bool) {
 				h.Status = &n
 			}
 		case "error_kind":
-			h.ErrorKind = nil
-			if !null {
-				s, isStr := jsonString(v)
-				ok = ok && isStr
-				h.ErrorKind = &s
-			}
+			var isStr bool
+			h.ErrorKind, isStr = optString(v)
+			ok = ok && isStr
 		case "not_modified":
 			h.NotMod = string(v) == "true"
 			ok = ok && (null || h.NotMod || string(v) == "false")
 		case "warc_file":
-			h.WARCFile = nil
-			if !null {
-				s, isStr := jsonString(v)
-				ok = ok && isStr
-				h.WARCFile = &s
-			}
+			var isStr bool
+			h.WARCFile, isStr = optString(v)
+			ok = ok && isStr
 		case "warc_offset":
-			h.WARCOff = nil
-			if !null {
-				n, err := strconv.ParseInt(string(v), 10, 64)
-				ok = ok && err == nil
-				h.WARCOff = &n
-			}
+			var isInt bool
+			h.WARCOff, isInt = optInt64(v)
+			ok = ok && isInt
 		}
 	})
 	return h, ok && len(b) > 0 && b[0] == '{'
+}
+
+// optString reads a JSON string or null (nil); ok is false for anything
+// else.
+func optString(v []byte) (_ *string, ok bool) {
+	if isNull(v) {
+		return nil, true
+	}
+	s, ok := jsonString(v)
+	return &s, ok
+}
+
+// optInt64 reads a JSON integer or null (nil); ok is false for anything
+// else.
+func optInt64(v []byte) (_ *int64, ok bool) {
+	if isNull(v) {
+		return nil, true
+	}
+	n, err := strconv.ParseInt(string(v), 10, 64)
+	return &n, err == nil
 }
 
 // head is the part of a record Entry needs.
